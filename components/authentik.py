@@ -1,0 +1,71 @@
+"""Authentik: the platform's identity provider (SSO, OIDC for Kubernetes, ArgoCD, Vault...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.common import helm_release
+from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks.config import PlatformConfig
+
+NAMESPACE = "authentik"
+
+
+@dataclass(frozen=True)
+class OidcClient:
+    """What a consuming component needs to trust an Authentik OIDC application."""
+
+    issuer_url: str
+    client_id: str
+    client_secret: pulumi.Output[str]
+
+
+def issuer_url(cfg: PlatformConfig, application_slug: str) -> str:
+    # Authentik's per-application issuer, trailing slash included (compared byte for byte).
+    return f"https://auth.{cfg.domain.platform_zone}/application/o/{application_slug}/"
+
+
+def values(cfg: PlatformConfig) -> dict[str, Any]:
+    return {
+        "authentik": {"error_reporting": {"enabled": False}},
+        "server": {"replicas": 2},
+        "postgresql": {"enabled": True, "primary": {"persistence": {"enabled": True, "size": cfg.authentik.storage_size}}},
+    }
+
+
+@dataclass(frozen=True)
+class AuthentikArgs:
+    config: PlatformConfig
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Authentik(pulumi.ComponentResource):
+    vault_oidc: OidcClient
+    argocd_oidc: OidcClient
+
+    def __init__(self, name: str, args: AuthentikArgs, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("weebo:identity:Authentik", name, None, opts)
+        cfg = args.config
+        ns = PlatformNamespace(
+            f"{name}-namespace", PlatformNamespaceArgs(name=NAMESPACE, depends_on=args.depends_on, allow_from_namespaces=["traefik"]),
+            provider, opts=pulumi.ResourceOptions(parent=self),
+        )
+        secret_key = random.RandomPassword(f"{name}-secret-key", length=64, special=False, opts=pulumi.ResourceOptions(parent=self))
+        release_values = pulumi.Output.all(secret_key.result).apply(
+            lambda r: {**values(cfg), "authentik": {**values(cfg)["authentik"], "secret_key": r[0]}}
+        )
+        helm_release(name, "authentik", ns.name, pulumi.Output.secret(release_values), parent=self, provider=provider, depends_on=[ns])
+
+        def client(app: str) -> OidcClient:
+            secret = random.RandomPassword(f"{name}-{app}-client-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
+            return OidcClient(issuer_url(cfg, app), app, pulumi.Output.secret(secret.result))
+
+        self.vault_oidc = client("vault")
+        self.argocd_oidc = client("argocd")
+        self.register_outputs({})

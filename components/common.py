@@ -1,0 +1,60 @@
+"""Small helpers shared by the components: Helm releases from the pinned chart specs, and the
+resource options of irreplaceable things."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+import versions
+
+# Labels every object the platform renders carries, so `kubectl get -l` finds them.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "weebo-platform"}
+
+
+def helm_release(
+    name: str,
+    chart: str,
+    namespace: pulumi.Input[str],
+    values: Mapping[str, Any] | pulumi.Input[Mapping[str, Any]],
+    *,
+    parent: pulumi.Resource,
+    provider: k8s.Provider,
+    depends_on: Sequence[pulumi.Resource] = (),
+    skip_crds: bool = False,
+    timeout: int = 600,
+) -> k8s.helm.v3.Release:
+    """A Helm release of a chart pinned in ``versions.CHARTS``.
+
+    ``helm.v3.Release`` rather than ``helm.v4.Chart``: it keeps chart hooks (pulumi-kubernetes#3284)
+    and, unlike the v4 remote component, it previews while the cluster's kubeconfig is still
+    unknown (first preview of a new environment). The price is one opaque diff per release, which
+    the offline plan makes readable by writing each release's values.
+    """
+    spec = versions.CHARTS[chart]
+    return k8s.helm.v3.Release(
+        name,
+        k8s.helm.v3.ReleaseArgs(
+            name=name,
+            chart=spec.reference,
+            version=spec.version,
+            repository_opts=None if spec.is_oci else k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+            namespace=namespace,
+            values=values,
+            skip_crds=skip_crds,
+            atomic=True,
+            cleanup_on_fail=True,
+            wait_for_jobs=True,
+            timeout=timeout,
+            max_history=10,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
+    )
+
+
+def irreplaceable(**kwargs: Any) -> pulumi.ResourceOptions:
+    """Options for state whose loss is a disaster: protected and kept if dropped from the program."""
+    return pulumi.ResourceOptions(protect=True, retain_on_delete=True, **kwargs)

@@ -1,0 +1,778 @@
+"""The typed model of one environment (one Pulumi stack).
+
+The stack file (``Pulumi.<env>.yaml``) is read once, validated as a whole, and handed to the
+composition as a frozen :class:`PlatformConfig`. Components receive slices of it and never
+call ``pulumi.Config`` themselves.
+
+Every problem in a stack file is collected and reported at once by :class:`ConfigError`, with
+the config path (as ``pulumi config set --path`` takes it), what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+import versions
+
+PROJECT = "weebo-platform"
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class ConfigProblem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    problem: str
+    hint: str
+
+    def render(self) -> str:
+        return f"  - {self.path}: {self.problem}\n      fix: {self.hint}"
+
+
+class ConfigError(pulumi.RunError):
+    """Every problem of a stack's config, reported at once.
+
+    A ``pulumi.RunError`` is printed by the Pulumi language host without a Python traceback.
+    """
+
+    def __init__(self, stack: str, problems: list[ConfigProblem]):
+        self.stack = stack
+        self.problems = problems
+        body = "\n".join(p.render() for p in problems)
+        super().__init__(
+            f"stack '{stack}': the configuration has {len(problems)} problem(s); "
+            f"nothing was deployed.\n{body}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EXACT_TALOS = re.compile(r"^v\d+\.\d+\.\d+$")
+_EXACT_K8S = re.compile(r"^v?\d+\.\d+\.\d+$")
+_QUANTITY = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
+
+
+def _dns_label(v: str) -> str:
+    if not _DNS_LABEL.match(v):
+        raise ValueError(
+            f"'{v}' is not a DNS label (lower-case letters, digits and '-', 1-63 chars, "
+            "starting and ending with a letter or digit)"
+        )
+    return v
+
+
+def _dns_name(v: str) -> str:
+    if not _DNS_NAME.match(v):
+        raise ValueError(f"'{v}' is not a fully qualified lower-case domain name such as 'example.org'")
+    return v
+
+
+def _email(v: str) -> str:
+    if not _EMAIL.match(v):
+        raise ValueError(f"'{v}' is not an e-mail address")
+    return v
+
+
+def _talos_version(v: str) -> str:
+    if not _EXACT_TALOS.match(v):
+        raise ValueError(f"'{v}' is not an exact Talos release such as 'v1.12.6' (no ranges, no 'latest')")
+    return v
+
+
+def _k8s_version(v: str) -> str:
+    if not _EXACT_K8S.match(v):
+        raise ValueError(f"'{v}' is not an exact Kubernetes release such as '1.35.2' (no ranges, no 'latest')")
+    return v.removeprefix("v")
+
+
+def _ipv4(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v))
+    except ValueError:
+        raise ValueError(f"'{v}' is not an IPv4 address") from None
+
+
+def _cidr(v: str) -> str:
+    try:
+        return str(ipaddress.ip_network(v, strict=True))
+    except ValueError:
+        raise ValueError(f"'{v}' is not a CIDR block with its host bits zero, such as '10.10.0.0/16'") from None
+
+
+def _ipv4_cidr(v: str) -> str:
+    v = _cidr(v)
+    if ipaddress.ip_network(v).version != 4:
+        raise ValueError(f"'{v}' must be an IPv4 block")
+    return v
+
+
+def _quantity(v: str) -> str:
+    if not _QUANTITY.match(v):
+        raise ValueError(f"'{v}' is not a storage size such as '20Gi'")
+    return v
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Email = Annotated[str, AfterValidator(_email)]
+TalosVersion = Annotated[str, AfterValidator(_talos_version)]
+KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+IPv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+class SecretValue:
+    """A credential read from a ``secure:`` stack value; its text never prints."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def output(self) -> pulumi.Output[str]:
+        return pulumi.Output.secret(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretValue([secret])"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def check(value: Any, info: ValidationInfo) -> SecretValue:
+            if isinstance(value, SecretValue):
+                return value
+            if not isinstance(value, str) or not value:
+                raise ValueError("must be a non-empty string")
+            ctx = info.context or {}
+            if not ctx.get("secret", False):
+                raise ValueError("SECRET_IN_CLEAR")
+            return SecretValue(value)
+
+        return core_schema.with_info_plain_validator_function(check)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class Model(BaseModel):
+    """Frozen, camelCase in YAML, unknown keys forbidden."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+    )
+
+
+class ServerNode(Model):
+    """One OVH dedicated server that becomes a Talos node."""
+
+    hostname: DnsLabel = Field(description="Node name, also its reverse DNS label.")
+    ovh_service_name: str = Field(
+        min_length=3, description="OVH service name of the dedicated server, e.g. 'ns3012345.ip-51-75-1.eu'."
+    )
+    address: IPv4 = Field(description="Public IPv4 address of the server.")
+    role: Literal["controlplane", "worker"] = "controlplane"
+    install_disk: str | None = Field(
+        default=None, description="Overrides managementCluster.installDisk for this server."
+    )
+
+
+class ExistingCluster(Model):
+    """An already running cluster (dev): its kubeconfig comes from the environment."""
+
+    kubeconfig_env: str = Field(
+        default="KUBECONFIG",
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding the kubeconfig file path or content.",
+    )
+    context: str | None = None
+
+
+class ManagementCluster(Model):
+    name: DnsLabel = "weebo4cp"
+    provisioner: Literal["ovh-talos", "existing"] = Field(
+        default="ovh-talos",
+        description="'ovh-talos' installs Talos on OVH servers; 'existing' uses a running cluster.",
+    )
+    talos_version: TalosVersion = versions.TALOS_VERSION
+    kubernetes_version: KubernetesVersion = versions.KUBERNETES_VERSION
+    install_disk: str = "/dev/nvme0n1"
+    nodes: list[ServerNode] = Field(default_factory=list)
+    endpoint: DnsName | None = Field(
+        default=None, description="Stable API endpoint name; defaults to '<name>.<domain.parentZone>'."
+    )
+    load_balancer_ips: list[IPv4Cidr] = Field(
+        default_factory=list, description="OVH additional IPs (blocks) routed to the servers, for LB IPAM."
+    )
+    operator_source_ranges: list[Cidr] = Field(
+        default_factory=list, description="Ranges allowed to reach the Talos (50000) and Kubernetes (6443) APIs."
+    )
+    pod_cidr: IPv4Cidr = "10.244.0.0/16"
+    service_cidr: IPv4Cidr = "10.96.0.0/12"
+    system_extensions: list[str] = Field(default_factory=lambda: ["siderolabs/intel-ucode"])
+    allow_reinstall: bool = Field(
+        default=False,
+        description="Must be true, on purpose, for a change that reinstalls (wipes) a server.",
+    )
+    cdi_scratch_volume_size: Quantity = "100Gi"
+    existing: ExistingCluster | None = None
+
+    @field_validator("system_extensions")
+    @classmethod
+    def _extensions(cls, v: list[str]) -> list[str]:
+        for ext in v:
+            if not re.match(r"^siderolabs/[a-z0-9-]+$", ext):
+                raise ValueError(f"'{ext}' is not an official Talos extension name such as 'siderolabs/intel-ucode'")
+        return v
+
+    @property
+    def control_planes(self) -> list[ServerNode]:
+        return [n for n in self.nodes if n.role == "controlplane"]
+
+    @property
+    def workers(self) -> list[ServerNode]:
+        return [n for n in self.nodes if n.role == "worker"]
+
+
+class Domain(Model):
+    parent_zone: DnsName = Field(description="Zone hosted at OVH DNS, e.g. 'weebosi.fr'.")
+    platform_subdomain: DnsLabel = Field(
+        default="cloud", description="Label of the subzone delegated to Bind9, e.g. 'cloud' -> cloud.weebosi.fr."
+    )
+    acme_email: Email
+
+    @property
+    def platform_zone(self) -> str:
+        return f"{self.platform_subdomain}.{self.parent_zone}"
+
+
+class Cilium(Model):
+    hubble_ui: bool = True
+    tunnel_protocol: Literal["vxlan", "geneve"] = "vxlan"
+    tenant_mtu: int = Field(
+        default=1350, ge=1200, le=1500, description="MTU inside tenant VMs (nested encapsulation)."
+    )
+
+
+class CertManager(Model):
+    acme_staging_server: str = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    acme_production_server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    internal_ca_common_name: str = "WeeboSI platform internal CA"
+    default_issuer: Literal["letsencrypt-staging", "letsencrypt-production"] = "letsencrypt-production"
+
+
+class Traefik(Model):
+    replicas: int = Field(default=2, ge=1, le=10)
+    load_balancer_ip: IPv4 | None = Field(
+        default=None, description="Pool IP of Traefik's LoadBalancer; defaults to the first pool address."
+    )
+    dashboard: bool = True
+    access_logs: bool = True
+
+
+class Dns(Model):
+    nameserver_label: DnsLabel = Field(default="ns1", description="Label of the Bind9 name server in the parent zone.")
+    load_balancer_ip: IPv4 | None = Field(
+        default=None, description="Pool IP of Bind9's port 53; defaults to the second pool address."
+    )
+    ttl: int = Field(default=300, ge=30, le=86400)
+    tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = "hmac-sha256"
+    storage_size: Quantity = "1Gi"
+
+
+class Vault(Model):
+    replicas: int = Field(default=3, ge=1, le=7)
+    storage_size: Quantity = "10Gi"
+    unseal: Literal["shamir-bootstrap", "transit"] = "shamir-bootstrap"
+    key_shares: int = Field(default=5, ge=1, le=10)
+    key_threshold: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Vault:
+        if self.key_threshold > self.key_shares:
+            raise ValueError("keyThreshold cannot exceed keyShares")
+        if self.replicas % 2 == 0:
+            raise ValueError("replicas must be odd for raft quorum")
+        return self
+
+
+class IdentityGroup(Model):
+    name: DnsLabel
+    description: str = ""
+    superuser: bool = False
+
+
+class Authentik(Model):
+    storage_size: Quantity = "8Gi"
+    platform_admin_group: DnsLabel = "platform-admins"
+    groups: list[IdentityGroup] = Field(default_factory=list)
+
+
+class GitRepository(Model):
+    name: DnsLabel
+    url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
+    type: Literal["git", "helm"] = "git"
+    username: str | None = None
+    password: SecretValue | None = None
+
+
+class ArgoCD(Model):
+    ha: bool = True
+    repositories: list[GitRepository] = Field(default_factory=list)
+
+
+class NetbirdPolicy(Model):
+    name: DnsLabel
+    sources: list[str] = Field(min_length=1)
+    destinations: list[str] = Field(min_length=1)
+    protocol: Literal["all", "tcp", "udp", "icmp"] = "tcp"
+    ports: list[int] = Field(default_factory=list)
+
+
+class Netbird(Model):
+    enabled: bool = True
+    management_url: str = Field(default="https://api.netbird.io", pattern=r"^https://\S+$")
+    routing_peer_replicas: int = Field(default=2, ge=1, le=5)
+    groups: list[str] = Field(default_factory=lambda: ["platform-admins"])
+    policies: list[NetbirdPolicy] = Field(default_factory=list)
+
+
+class KubeVirt(Model):
+    use_emulation: bool = Field(default=False, description="Only for hosts without VT-x/AMD-V (CI, nested labs).")
+    cdi_scratch_storage_class: DnsLabel = "local-path"
+
+
+class ClusterApi(Model):
+    tenant_namespace_prefix: str = Field(default="tenant-", pattern=r"^[a-z0-9-]{0,20}$")
+
+
+class KubevirtCsi(Model):
+    infra_storage_class: DnsLabel = "local-path"
+    tenant_storage_class: DnsLabel = "kubevirt"
+
+
+class VmOverhead(Model):
+    cpu: float = Field(default=0.25, ge=0, description="CPU cores per VM for virt-launcher and QEMU.")
+    memory_mib: int = Field(default=300, ge=0, description="Memory per VM for virt-launcher and QEMU.")
+
+
+class HostCapacity(Model):
+    cpu: int = Field(gt=0, description="Cores available to tenant VMs.")
+    memory_gib: int = Field(gt=0, description="Memory available to tenant VMs.")
+    disk_gib: int = Field(gt=0, description="Disk available to tenant VM boot volumes.")
+    vm_overhead: VmOverhead = Field(default_factory=VmOverhead)
+
+
+class MachineShape(Model):
+    cpu: int = Field(ge=1, le=64)
+    memory_gib: int = Field(ge=2, le=512)
+    disk_gib: int = Field(ge=10, le=4096)
+
+
+class ControlPlane(MachineShape):
+    replicas: Literal[1, 3, 5] = 1
+    cpu: int = Field(default=2, ge=2, le=64)
+    memory_gib: int = Field(default=4, ge=2, le=512)
+    disk_gib: int = Field(default=20, ge=10, le=4096)
+
+
+class WorkerPool(MachineShape):
+    name: DnsLabel
+    replicas: int = Field(ge=0, le=100)
+
+
+class TenantApp(Model):
+    """An application ArgoCD deploys to the tenant ("other apps")."""
+
+    name: DnsLabel
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$")
+    path: str | None = None
+    chart: str | None = None
+    target_revision: str = Field(min_length=1)
+    namespace: DnsLabel
+
+    @model_validator(mode="after")
+    def _source(self) -> TenantApp:
+        if (self.path is None) == (self.chart is None):
+            raise ValueError("set exactly one of 'path' (git directory) or 'chart' (Helm chart)")
+        if self.target_revision in ("HEAD", "latest", "*") or self.target_revision.startswith(("^", "~", ">")):
+            raise ValueError(f"targetRevision '{self.target_revision}' is not a pin: use a tag, a commit or an exact chart version")
+        return self
+
+
+class Tenant(Model):
+    name: DnsLabel
+    talos_version: TalosVersion
+    kubernetes_version: KubernetesVersion
+    control_plane: ControlPlane = Field(default_factory=ControlPlane)
+    worker_pools: list[WorkerPool] = Field(default_factory=list)
+    pod_cidr: IPv4Cidr
+    service_cidr: IPv4Cidr
+    admin_groups: list[DnsLabel] = Field(min_length=1)
+    apps: list[TenantApp] = Field(default_factory=list)
+    netbird_route: bool = False
+    allow_deletion: bool = Field(default=False, description="Must be true before the tenant is removed from the config.")
+
+    @property
+    def machines(self) -> list[tuple[int, MachineShape]]:
+        return [(self.control_plane.replicas, self.control_plane)] + [(p.replicas, p) for p in self.worker_pools]
+
+
+class PlatformConfig(Model):
+    """One environment: the whole ``weebo-platform`` namespace of a stack file."""
+
+    management_cluster: ManagementCluster
+    domain: Domain
+    cilium: Cilium = Field(default_factory=Cilium)
+    cert_manager: CertManager = Field(default_factory=CertManager)
+    traefik: Traefik = Field(default_factory=Traefik)
+    dns: Dns = Field(default_factory=Dns)
+    vault: Vault = Field(default_factory=Vault)
+    authentik: Authentik = Field(default_factory=Authentik)
+    argocd: ArgoCD = Field(default_factory=ArgoCD)
+    netbird: Netbird = Field(default_factory=Netbird)
+    kubevirt: KubeVirt = Field(default_factory=KubeVirt)
+    cluster_api: ClusterApi = Field(default_factory=ClusterApi)
+    kubevirt_csi: KubevirtCsi = Field(default_factory=KubevirtCsi)
+    host_capacity: HostCapacity
+    tenants: list[Tenant] = Field(default_factory=list)
+
+    @property
+    def cluster_endpoint(self) -> str:
+        mc = self.management_cluster
+        return mc.endpoint or f"{mc.name}.{self.domain.parent_zone}"
+
+    def lb_pool_addresses(self) -> list[str]:
+        out: list[str] = []
+        for block in self.management_cluster.load_balancer_ips:
+            net = ipaddress.ip_network(block)
+            out.extend(str(a) for a in (net if net.prefixlen >= 31 else net.hosts()))
+        return out
+
+    @property
+    def traefik_ip(self) -> str | None:
+        pool = self.lb_pool_addresses()
+        return self.traefik.load_balancer_ip or (pool[0] if pool else None)
+
+    @property
+    def dns_ip(self) -> str | None:
+        pool = self.lb_pool_addresses()
+        return self.dns.load_balancer_ip or (pool[1] if len(pool) > 1 else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules: each returns problems instead of raising, so all are reported together.
+# --------------------------------------------------------------------------------------------
+
+def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
+    p: list[ConfigProblem] = []
+    mc = cfg.management_cluster
+    if mc.provisioner == "ovh-talos":
+        cps = mc.control_planes
+        if len(cps) not in (1, 3):
+            p.append(ConfigProblem(
+                path="managementCluster.nodes",
+                problem=f"{len(cps)} control-plane node(s); etcd needs 1 or 3",
+                hint="declare 1 or 3 nodes with role 'controlplane'",
+            ))
+        if not mc.load_balancer_ips:
+            p.append(ConfigProblem(
+                path="managementCluster.loadBalancerIps",
+                problem="no additional IP for load balancers",
+                hint="add the OVH additional IP block(s) routed to the server, e.g. ['51.210.10.8/30']",
+            ))
+        if not mc.operator_source_ranges:
+            p.append(ConfigProblem(
+                path="managementCluster.operatorSourceRanges",
+                problem="empty: the Talos and Kubernetes APIs would be closed to everyone",
+                hint="list the operators' public ranges, e.g. ['203.0.113.0/24']",
+            ))
+        if mc.existing is not None:
+            p.append(ConfigProblem(
+                path="managementCluster.existing",
+                problem="only used with provisioner 'existing'",
+                hint="remove it or set managementCluster.provisioner: existing",
+            ))
+    else:
+        if mc.nodes:
+            p.append(ConfigProblem(
+                path="managementCluster.nodes",
+                problem="servers are listed but provisioner is 'existing'",
+                hint="remove the nodes or set managementCluster.provisioner: ovh-talos",
+            ))
+    _unique(p, "managementCluster.nodes", [n.hostname for n in mc.nodes], "hostname")
+    _unique(p, "managementCluster.nodes", [n.address for n in mc.nodes], "address")
+    _unique(p, "managementCluster.nodes", [n.ovh_service_name for n in mc.nodes], "ovhServiceName")
+
+    pool = cfg.lb_pool_addresses()
+    for path, ip in (("traefik.loadBalancerIp", cfg.traefik.load_balancer_ip), ("dns.loadBalancerIp", cfg.dns.load_balancer_ip)):
+        if ip and ip not in pool:
+            p.append(ConfigProblem(path=path, problem=f"{ip} is not in managementCluster.loadBalancerIps",
+                                   hint="pick an address of the load-balancer pool"))
+    if cfg.traefik_ip and cfg.traefik_ip == cfg.dns_ip:
+        p.append(ConfigProblem(path="dns.loadBalancerIp", problem="Traefik and Bind9 would share one pool IP",
+                               hint="give Bind9 another pool address"))
+    if mc.provisioner == "ovh-talos" and len(pool) < 2:
+        p.append(ConfigProblem(path="managementCluster.loadBalancerIps",
+                               problem=f"{len(pool)} usable address(es); Traefik and Bind9 need one each",
+                               hint="route a larger additional IP block (at least 2 addresses)"))
+
+    if cfg.vault.replicas > 1 and mc.provisioner == "ovh-talos" and len(mc.nodes) == 1:
+        # Raft replicas on one node still give data redundancy across pods but not across hosts:
+        # accepted, since anti-affinity is soft in the rendered values.
+        pass
+
+    # Identity groups: tenants must name declared groups.
+    groups = {cfg.authentik.platform_admin_group} | {g.name for g in cfg.authentik.groups}
+    _unique(p, "authentik.groups", [g.name for g in cfg.authentik.groups], "name")
+    _unique(p, "argocd.repositories", [r.name for r in cfg.argocd.repositories], "name")
+    for i, r in enumerate(cfg.argocd.repositories):
+        if r.password is not None and r.username is None:
+            p.append(ConfigProblem(path=f"argocd.repositories[{i}].username", problem="a password is set without a username",
+                                   hint="add the username the password belongs to"))
+
+    # Tenants
+    _unique(p, "tenants", [t.name for t in cfg.tenants], "name")
+    nets: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = [
+        ("managementCluster.podCidr", ipaddress.ip_network(mc.pod_cidr)),
+        ("managementCluster.serviceCidr", ipaddress.ip_network(mc.service_cidr)),
+    ]
+    for i, t in enumerate(cfg.tenants):
+        base = f"tenants[{i}]"
+        for g_i, g in enumerate(t.admin_groups):
+            if g not in groups:
+                p.append(ConfigProblem(path=f"{base}.adminGroups[{g_i}]", problem=f"group '{g}' is not declared",
+                                       hint=f"declare it under authentik.groups or use one of: {', '.join(sorted(groups))}"))
+        _unique(p, f"{base}.workerPools", [w.name for w in t.worker_pools], "name")
+        _unique(p, f"{base}.apps", [a.name for a in t.apps], "name")
+        talos_minor = ".".join(t.talos_version.removeprefix("v").split(".")[:2])
+        k8s_minor = ".".join(t.kubernetes_version.split(".")[:2])
+        supported = versions.TENANT_VERSION_MATRIX.get(talos_minor)
+        if supported is None:
+            p.append(ConfigProblem(
+                path=f"{base}.talosVersion",
+                problem=f"Talos {t.talos_version} is not supported by the pinned Cluster API Talos providers "
+                f"(CABPT {versions.CABPT_VERSION}, CACPPT {versions.CACPPT_VERSION})",
+                hint=f"use a Talos {' or '.join(versions.TENANT_VERSION_MATRIX)} release",
+            ))
+        elif k8s_minor not in supported:
+            p.append(ConfigProblem(
+                path=f"{base}.kubernetesVersion",
+                problem=f"Kubernetes {t.kubernetes_version} is not supported with Talos {t.talos_version}",
+                hint=f"use Kubernetes {supported[0]}-{supported[-1]} with Talos {talos_minor}",
+            ))
+        for key in ("pod_cidr", "service_cidr"):
+            nets.append((f"{base}.{to_camel(key)}", ipaddress.ip_network(getattr(t, key))))
+    for a in range(len(nets)):
+        for b in range(a + 1, len(nets)):
+            (pa, na), (pb, nb) = nets[a], nets[b]
+            if na.overlaps(nb):
+                p.append(ConfigProblem(path=pb, problem=f"{nb} overlaps {pa} ({na})",
+                                       hint="give every cluster its own pod and service ranges"))
+
+    # Capacity: the sum of tenant VM requests (plus per-VM overhead) must fit the host.
+    ov = cfg.host_capacity.vm_overhead
+    cpu = mem = disk = 0.0
+    for t in cfg.tenants:
+        for count, shape in t.machines:
+            cpu += count * (shape.cpu + ov.cpu)
+            mem += count * (shape.memory_gib + ov.memory_mib / 1024)
+            disk += count * shape.disk_gib
+    cap = cfg.host_capacity
+    for name, used, avail in (("cpu", cpu, cap.cpu), ("memoryGib", mem, cap.memory_gib), ("diskGib", disk, cap.disk_gib)):
+        if used > avail:
+            p.append(ConfigProblem(
+                path=f"hostCapacity.{name}",
+                problem=f"tenant VMs need {used:g} (with per-VM overhead) but the host offers {avail}",
+                hint="shrink or remove tenant machines, or declare the real host capacity",
+            ))
+    return p
+
+
+def _unique(p: list[ConfigProblem], path: str, values: Iterable[str], what: str) -> None:
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        if v in seen:
+            p.append(ConfigProblem(path=f"{path}[{i}].{what}", problem=f"'{v}' is already used by {path}[{seen[v]}]",
+                                   hint=f"every {what} must be unique"))
+        else:
+            seen[v] = i
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+_HINTS = {
+    "extra_forbidden": "remove it or fix its spelling; see the config reference in README.md",
+    "missing": "add this required key",
+    "literal_error": "use one of the allowed values",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "float_parsing": "write a number",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "string_type": "write a string",
+    "list_type": "write a YAML list",
+    "model_type": "write a YAML mapping",
+    "model_attributes_type": "write a YAML mapping",
+    "greater_than": "raise the value",
+    "greater_than_equal": "raise the value",
+    "less_than_equal": "lower the value",
+    "too_short": "add at least one entry",
+    "string_pattern_mismatch": "match the documented format",
+    "string_too_short": "write a longer value",
+}
+
+# Provider settings that are credentials: they come from the environment, never from stack files.
+_CREDENTIAL_KEYS = {
+    "ovh:applicationKey", "ovh:applicationSecret", "ovh:consumerKey", "ovh:clientId", "ovh:clientSecret",
+    "netbird:token", "vault:token", "authentik:token", "kubernetes:kubeconfig",
+}
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _error_to_problem(top: str, err: Mapping[str, Any]) -> ConfigProblem:
+    loc = (top, *err["loc"]) if top else tuple(err["loc"])
+    path = _loc_to_path(loc)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    kind = err["type"]
+    if "SECRET_IN_CLEAR" in msg:
+        return ConfigProblem(
+            path=path,
+            problem="a credential is written in clear text",
+            hint=f"set it encrypted: pulumi config set --secret --path '{PROJECT}:{path}' <value>",
+        )
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    return ConfigProblem(path=path, problem=msg, hint=_HINTS.get(kind, "see the config reference in README.md"))
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    secret_keys: Iterable[str] = (),
+    stack: str = "stack",
+    provider_keys: Iterable[str] = (),
+) -> PlatformConfig:
+    """Validate the project namespace of a stack's config.
+
+    ``raw`` maps top-level keys (without the ``weebo-platform:`` prefix) to decoded values.
+    ``secret_keys`` are the top-level keys whose value was written with ``secure:``.
+    Raises :class:`ConfigError` listing every problem.
+    """
+    problems: list[ConfigProblem] = []
+    secret_keys = set(secret_keys)
+    for key in sorted(provider_keys):
+        if key in _CREDENTIAL_KEYS:
+            problems.append(ConfigProblem(
+                path=key, problem="provider credentials must not live in a stack file",
+                hint="remove it and export the provider's environment variable instead (see README 'Credentials')",
+            ))
+    fields = {f.alias or n: n for n, f in PlatformConfig.model_fields.items()}
+    for key in sorted(raw):
+        if key not in fields:
+            problems.append(ConfigProblem(path=key, problem="unknown key",
+                                          hint="remove it or fix its spelling; see the config reference in README.md"))
+
+    parsed: dict[str, Any] = {}
+    for alias, name in fields.items():
+        if alias not in raw:
+            continue
+        annotation = PlatformConfig.model_fields[name].annotation
+        try:
+            from pydantic import TypeAdapter
+
+            parsed[name] = TypeAdapter(annotation).validate_python(
+                raw[alias], context={"secret": alias in secret_keys}
+            )
+        except ValidationError as exc:
+            problems.extend(_error_to_problem(alias, e) for e in exc.errors())
+    for alias, name in fields.items():
+        if alias not in raw and PlatformConfig.model_fields[name].is_required():
+            problems.append(ConfigProblem(path=alias, problem="required key is missing",
+                                          hint=f"add '{PROJECT}:{alias}' to the stack file"))
+    if problems:
+        raise ConfigError(stack, problems)
+    cfg = PlatformConfig(**parsed)
+    cross = _cross_checks(cfg)
+    if cross:
+        raise ConfigError(stack, cross)
+    return cfg
+
+
+def decode_value(value: str) -> Any:
+    """Pulumi hands object/array config values over as JSON strings; scalars stay strings."""
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value
+
+
+def load_from_pulumi() -> PlatformConfig:
+    """Read the running program's config (real engine or mocks) and validate it."""
+    from pulumi.runtime import config as runtime_config
+
+    # The language host hands config over either through set_all_config or the PULUMI_CONFIG
+    # environment variable, depending on the CLI version: read both.
+    all_config: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_full = set(runtime_config._SECRET_KEYS.get() or ()) | set(runtime_config.get_config_secret_keys_env())
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix):]: decode_value(v) for k, v in all_config.items() if k.startswith(prefix)}
+    secret = {k[len(prefix):] for k in secret_full if k.startswith(prefix)}
+    provider_keys = [k for k in all_config if not k.startswith(prefix)]
+    return parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys)

@@ -1,0 +1,135 @@
+"""Composition of one environment: management cluster -> platform services -> tenants.
+
+Each arrow of the architecture diagram is an explicit dependency here. A child of a component
+does not wait for what its component waits for, so every component receives the resources it
+must wait for (``depends_on``) and hands them to its first children. A service waits only for
+the services it uses; a tenant waits for the platform, never for another tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.argocd import ArgoCD, ArgoCDArgs
+from components.authentik import Authentik, AuthentikArgs
+from components.cert_manager import CertManager, CertManagerArgs
+from components.cilium import Cilium, CiliumArgs
+from components.cluster_api import ClusterApi, ClusterApiArgs
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.management_cluster import ManagementCluster, ManagementClusterArgs
+from components.netbird import Netbird, NetbirdArgs
+from components.platform_dns import PlatformDns, PlatformDnsArgs
+from components.tenant_cluster import TenantCluster, TenantClusterArgs
+from components.traefik import Traefik, TraefikArgs
+from components.vault import Vault, VaultArgs
+from components.virtualization import Virtualization, VirtualizationArgs
+from stacks.config import PlatformConfig
+
+
+@dataclass
+class Environment:
+    """What the composition built, for stack outputs and tests."""
+
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+    services: dict[str, pulumi.ComponentResource] = field(default_factory=dict)
+    tenants: dict[str, TenantCluster] = field(default_factory=dict)
+    talosconfig: pulumi.Output[str] | None = None
+
+
+def build_environment(cfg: PlatformConfig) -> Environment:
+    mc = cfg.management_cluster
+    zone = cfg.domain.platform_zone
+    auth_host = f"auth.{zone}"
+
+    # --- management cluster -------------------------------------------------------------------
+    talosconfig = None
+    if mc.provisioner == "ovh-talos":
+        cluster = ManagementCluster(
+            mc.name,
+            ManagementClusterArgs(
+                cluster=mc,
+                endpoint=cfg.cluster_endpoint,
+                # The issuer of Authentik's application for this cluster's API (trailing slash
+                # included: Authentik's issuer string, byte for byte).
+                oidc_issuer_url=f"https://{auth_host}/application/o/{mc.name}/",
+                oidc_client_id=mc.name,
+            ),
+        )
+        kubeconfig = cluster.kubeconfig
+        talosconfig = cluster.talosconfig
+    else:
+        assert mc.existing is not None or True
+        existing = mc.existing
+        cluster = ExistingCluster(
+            mc.name,
+            ExistingClusterArgs(
+                name=mc.name,
+                kubeconfig_env=existing.kubeconfig_env if existing else "KUBECONFIG",
+                context=existing.context if existing else None,
+            ),
+        )
+        kubeconfig = cluster.kubeconfig
+
+    # One provider per cluster. Server-side apply, so field ownership is explicit.
+    provider = k8s.Provider(
+        mc.name,
+        kubeconfig=kubeconfig,
+        context=mc.existing.context if mc.existing else None,
+        enable_server_side_apply=True,
+    )
+    env = Environment(kubeconfig=kubeconfig, provider=provider, talosconfig=talosconfig)
+
+    # --- platform services --------------------------------------------------------------------
+    # Nodes stay NotReady until a CNI runs: Cilium comes before any workload.
+    cilium = Cilium("cilium", CiliumArgs(config=cfg), provider)
+    base = [cilium]
+    cert_manager = CertManager("cert-manager", CertManagerArgs(config=cfg, depends_on=base), provider)
+    dns = PlatformDns("dns", PlatformDnsArgs(config=cfg, depends_on=base), provider)
+    # ACME DNS-01 solves against Bind9 with its TSIG key: issuers wait for Bind9.
+    issuers = cert_manager.add_issuers(dns.tsig_secret_name, dns.tsig_key, dns.bind9)
+    traefik = Traefik(
+        "traefik", TraefikArgs(config=cfg, depends_on=[*base, issuers]), provider
+    )
+    authentik = Authentik(
+        "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers]), provider
+    )
+    vault = Vault(
+        "vault",
+        VaultArgs(config=cfg, depends_on=[cert_manager, traefik], oidc=authentik.vault_oidc),
+        provider,
+    )
+    argocd = ArgoCD(
+        "argocd",
+        ArgoCDArgs(config=cfg, depends_on=[traefik, issuers], oidc=authentik.argocd_oidc),
+        provider,
+    )
+    netbird = Netbird("netbird", NetbirdArgs(config=cfg, depends_on=base), provider)
+    virtualization = Virtualization("virtualization", VirtualizationArgs(config=cfg, depends_on=base), provider)
+    cluster_api = ClusterApi(
+        "cluster-api", ClusterApiArgs(config=cfg, depends_on=[cert_manager, virtualization]), provider
+    )
+    env.services.update(
+        cilium=cilium, cert_manager=cert_manager, dns=dns, traefik=traefik, authentik=authentik,
+        vault=vault, argocd=argocd, netbird=netbird, virtualization=virtualization, cluster_api=cluster_api,
+    )
+
+    # --- tenants ("other clusters") -----------------------------------------------------------
+    for tenant in cfg.tenants:
+        env.tenants[tenant.name] = TenantCluster(
+            tenant.name,
+            TenantClusterArgs(
+                tenant=tenant,
+                config=cfg,
+                depends_on=[cluster_api, virtualization],
+                authentik=authentik,
+                vault=vault,
+                argocd=argocd,
+                netbird=netbird,
+            ),
+            provider,
+        )
+    return env

@@ -1,0 +1,240 @@
+"""An in-process stand-in for the Pulumi engine: mocks plus a monitor that records the graph.
+
+The stock ``MockMonitor`` forgets parents, dependencies and resource options, and does not
+mark ``additionalSecretOutputs`` as secret the way the real engine does. ``RecordingMonitor``
+keeps all of that so tests and the offline plan see the graph ``pulumi preview`` would build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+def redact(value: Any) -> Any:
+    """Inputs as the plan shows them: secrets and unknowns replaced by markers."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if is_unknown(value):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {str(k): redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, pulumi.Resource):  # resource references
+        return f"[resource {type(value).__name__}]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def contains_secret(value: Any) -> bool:
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+def plain(value: Any) -> Any:
+    """Inputs with secrets unwrapped (for tests that need the generated value itself)."""
+    if rpc.is_rpc_secret(value):
+        return plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    protect: bool
+    retain_on_delete: bool
+    deleted_with: str
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    additional_secret_outputs: list[str]
+    delete_before_replace: bool
+    inputs: dict[str, Any] = field(default_factory=dict)  # secrets still wrapped
+
+    @property
+    def provider_urn(self) -> str:
+        """Provider references are '<urn>::<id>'."""
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+    def input(self, *path: str | int) -> Any:
+        cur: Any = self.inputs
+        for p in path:
+            cur = plain(cur)[p]
+        return plain(cur)
+
+
+class PlanMocks(Mocks):
+    """Echo inputs as outputs, like a preview of resources that do not exist yet.
+
+    Outputs a provider computes (ids, kubeconfigs, generated passwords…) are left out, so
+    they stay unknown during preview: the first preview of a brand-new environment.
+    """
+
+    def __init__(self, preview: bool = True):
+        self.preview = preview
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:
+            return ("", {})
+        rid = "" if self.preview else f"{args.name}-id"
+        return (rid, dict(args.inputs))
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list | None]:
+        from stacks import invokes
+
+        return invokes.respond(args.token, args.args), None
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: Mocks, project: str, stack: str):
+        super().__init__(mocks)
+        # The SDK calls the monitor from executor threads, where the settings' context
+        # variables are not set: keep project and stack here for the URNs.
+        self.project = project
+        self.stack = stack
+        self.registrations: dict[str, Registration] = {}
+        self.stack_outputs: dict[str, Any] = {}
+        self.invokes: list[tuple[str, dict]] = []
+
+    # -- engine behaviour --------------------------------------------------------------------
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        if parent:
+            qualified = parent.split("::")[2]
+            type_ = qualified.split("$").pop() + "$" + type_
+        return "urn:pulumi:" + "::".join([self.stack, self.project, type_, name])
+
+    def RegisterResource(self, request: Any) -> Any:
+        from pulumi.runtime.proto import resource_pb2
+
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        self.registrations[urn] = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent,
+            provider=request.provider,
+            dependencies=sorted(set(request.dependencies)),
+            property_dependencies={
+                k: sorted(set(v.urns)) for k, v in sorted(request.propertyDependencies.items())
+            },
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            deleted_with=request.deletedWith,
+            ignore_changes=sorted(request.ignoreChanges),
+            replace_on_changes=sorted(request.replaceOnChanges),
+            additional_secret_outputs=sorted(request.additionalSecretOutputs),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            inputs=inputs,
+        )
+        rid, state = self.mocks.new_resource(
+            MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        # The engine marks additionalSecretOutputs secret; so does this monitor.
+        for key in request.additionalSecretOutputs:
+            if key in state and not rpc.is_rpc_secret(state[key]):
+                state[key] = rpc.wrap_rpc_secret(state[key])
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid or "", state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj_proto)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            _ensure_event_loop()
+            self.stack_outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
+
+    def Invoke(self, request: Any) -> Any:
+        _ensure_event_loop()
+        self.invokes.append((request.tok, rpc.deserialize_properties(request.args, keep_unknowns=True)))
+        return super().Invoke(request)
+
+    # -- queries for tests -------------------------------------------------------------------
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        found = [r for r in self.registrations.values() if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def children(self, parent_urn: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.parent == parent_urn]
+
+    def descendants(self, urn: str) -> list[Registration]:
+        out: list[Registration] = []
+        stack = [urn]
+        while stack:
+            cur = stack.pop()
+            for child in self.children(cur):
+                out.append(child)
+                stack.append(child.urn)
+        return out
+
+    def depends_on(self, a: Registration, b: Registration) -> bool:
+        """True when ``a`` waits for ``b``, directly or transitively (dependencies and providers).
+
+        Parents are not followed: a child does not wait for what its component waits for.
+        """
+        targets = {b.urn} | {d.urn for d in self.descendants(b.urn)}
+        seen: set[str] = set()
+        todo = [a.urn]
+        while todo:
+            cur = todo.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            reg = self.registrations.get(cur)
+            if reg is None:
+                continue
+            edges = set(reg.dependencies)
+            for deps in reg.property_dependencies.values():
+                edges |= set(deps)
+            if reg.provider:
+                edges.add(reg.provider.rsplit("::", 1)[0])
+            if edges & targets:
+                return True
+            todo.extend(edges)
+        return False

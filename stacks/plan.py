@@ -1,0 +1,299 @@
+"""Offline plan: run the real program in-process under Pulumi's mock engine.
+
+    python -m stacks.plan prod                 # plan the prod stack into build/plan/prod
+    python -m stacks.plan prod --diff OLD_DIR  # and show the blast radius against an older plan
+
+No CLI, no credentials, no network. ``secure:`` values are replaced by placeholders. The result
+is what a first ``pulumi preview`` of the stack would register: every resource with its parent,
+provider, dependencies, protect flags and inputs (secrets shown as ``[secret]``, values only known
+after deployment as ``[unknown]``), every Kubernetes object as YAML and every Helm release with its
+values. The same config always gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacks.config import PROJECT, ConfigError, parse_config
+from stacks.loader import ROOT, StackFile, read_stack
+from stacks.mocks import PlanMocks, RecordingMonitor, Registration, redact
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    monitor: RecordingMonitor
+
+    @property
+    def registrations(self) -> list[Registration]:
+        return sorted(self.monitor.registrations.values(), key=lambda r: r.urn)
+
+
+def run_offline(stack_file: StackFile, preview: bool = True) -> PlanResult:
+    """Run the program of ``stack_file`` under the mock engine and return the recorded graph.
+
+    Raises :class:`ConfigError` (before anything is registered) when the config is invalid.
+    """
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+
+    flat, secret_keys = stack_file.pulumi_config()
+    pulumi.runtime.set_all_config(flat, secret_keys)
+    mocks = PlanMocks(preview=preview)
+    monitor = RecordingMonitor(mocks, project=PROJECT, stack=stack_file.stack)
+    # A fresh root stack for every run, so several plans can run in one process (tests).
+    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack_file.stack, preview=preview, monitor=monitor)
+
+    from stacks.program import main
+
+    @pulumi.runtime.test
+    def program() -> None:
+        main()
+
+    program()
+    monitor.stack_outputs = _resolve_stack_outputs()
+    return PlanResult(stack=stack_file.stack, monitor=monitor)
+
+
+def _resolve_stack_outputs() -> dict[str, Any]:
+    """Stack exports, secrets wrapped as the engine would store them (the mock engine does not
+    receive the root stack's outputs)."""
+    import pulumi
+    from pulumi.runtime import rpc
+    from pulumi.runtime.settings import get_root_resource
+    from pulumi.runtime.sync_await import _sync_await
+
+    root = get_root_resource()
+    outputs: dict[str, Any] = {}
+
+    async def resolve(value: Any) -> Any:
+        out = pulumi.Output.from_input(value)
+        known = await out.is_known()
+        secret = await out.is_secret()
+        resolved = await out.future(with_unknowns=True) if known else rpc.UNKNOWN
+        return rpc.wrap_rpc_secret(resolved) if secret else resolved
+
+    for key, value in sorted(getattr(root, "outputs", {}).items()):
+        outputs[key] = _sync_await(resolve(value))
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+def _short_type(type_: str) -> str:
+    return type_.split(":")[-1]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def resource_record(reg: Registration) -> dict[str, Any]:
+    return {
+        "urn": reg.urn,
+        "type": reg.type,
+        "name": reg.name,
+        "custom": reg.custom,
+        "parent": reg.parent,
+        "provider": reg.provider_urn,
+        "dependencies": reg.dependencies,
+        "propertyDependencies": reg.property_dependencies,
+        "protect": reg.protect,
+        "retainOnDelete": reg.retain_on_delete,
+        "deletedWith": reg.deleted_with,
+        "ignoreChanges": reg.ignore_changes,
+        "replaceOnChanges": reg.replace_on_changes,
+        "additionalSecretOutputs": reg.additional_secret_outputs,
+        "inputs": redact(reg.inputs),
+    }
+
+
+def plan_document(result: PlanResult) -> dict[str, Any]:
+    return {
+        "project": PROJECT,
+        "stack": result.stack,
+        "resources": [resource_record(r) for r in result.registrations],
+        "outputs": redact(result.monitor.stack_outputs),
+    }
+
+
+def _dump_yaml(doc: Any) -> str:
+    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
+
+
+def write_plan(result: PlanResult, out: Path) -> dict[str, Any]:
+    """Write plan.json, manifests/ and releases/ into ``out`` (replaced as a whole)."""
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    (out / "releases").mkdir()
+    doc = plan_document(result)
+    (out / "plan.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    for reg in result.registrations:
+        if not reg.custom or not reg.type.startswith("kubernetes:") or reg.type.startswith("pulumi:providers:"):
+            continue
+        inputs = redact(reg.inputs)
+        if reg.type == HELM_RELEASE:
+            repo = (inputs.get("repositoryOpts") or {}).get("repo")
+            release = {
+                "name": inputs.get("name", reg.name),
+                "namespace": inputs.get("namespace"),
+                "chart": inputs.get("chart"),
+                "repo": repo,
+                "version": inputs.get("version"),
+                "values": inputs.get("values", {}),
+            }
+            (out / "releases" / f"{_safe(reg.name)}.yaml").write_text(_dump_yaml(release))
+        else:
+            manifest = {k: v for k, v in inputs.items() if k not in ("__defaults",)}
+            fname = f"{_safe(_short_type(reg.type))}-{_safe(reg.name)}.yaml"
+            (out / "manifests" / fname).write_text(_dump_yaml(manifest))
+    return doc
+
+
+def print_tree(doc: dict[str, Any], console: Any) -> None:
+    from rich.tree import Tree
+
+    resources = doc["resources"]
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    for r in resources:
+        by_parent.setdefault(r["parent"], []).append(r)
+    counts = Counter("custom" if r["custom"] else "component" for r in resources)
+    root = Tree(
+        f"[bold]{doc['project']}[/] / stack [bold]{doc['stack']}[/]: "
+        f"{counts['custom']} resources in {counts['component']} components"
+    )
+
+    def total(urn: str) -> int:
+        return sum(1 + total(c["urn"]) if not c["custom"] else 1 for c in by_parent.get(urn, []))
+
+    def add(node: Any, urn: str) -> None:
+        children = by_parent.get(urn, [])
+        for comp in (c for c in children if not c["custom"]):
+            flags = " [red]protected[/]" if comp["protect"] else ""
+            sub = node.add(f"[cyan]{comp['type']}[/] [bold]{comp['name']}[/] ({total(comp['urn'])}){flags}")
+            add(sub, comp["urn"])
+        leaf = Counter(c["type"] for c in children if c["custom"])
+        protected = Counter(c["type"] for c in children if c["custom"] and c["protect"])
+        for type_, n in sorted(leaf.items()):
+            mark = f" [red]{protected[type_]} protected[/]" if protected[type_] else ""
+            node.add(f"{type_} × {n}{mark}")
+
+    roots = sorted({r["parent"] for r in resources if r["parent"] not in {x["urn"] for x in resources}})
+    for parent in roots:
+        add(root, parent)
+    console.print(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diff
+# ---------------------------------------------------------------------------------------------
+
+_COMPARED = ("inputs", "dependencies", "propertyDependencies", "provider", "parent", "protect", "retainOnDelete", "deletedWith")
+
+
+def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k not in old or k not in new:
+                out.append(path)
+            else:
+                out.extend(_changed_paths(old[k], new[k], path))
+        return out
+    return [] if old == new else [prefix or "."]
+
+
+def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    old_by = {r["urn"]: r for r in old["resources"]}
+    new_by = {r["urn"]: r for r in new["resources"]}
+    changed: dict[str, list[str]] = {}
+    for urn in sorted(set(old_by) & set(new_by)):
+        paths: list[str] = []
+        for key in _COMPARED:
+            paths.extend(f"{key}.{p}" if p != "." else key for p in _changed_paths(old_by[urn].get(key), new_by[urn].get(key)))
+        if paths:
+            changed[urn] = paths
+    return {
+        "added": sorted(set(new_by) - set(old_by)),
+        "removed": sorted(set(old_by) - set(new_by)),
+        "changed": changed,
+    }
+
+
+def print_diff(diff: dict[str, Any], console: Any) -> None:
+    console.print(
+        f"[bold]blast radius[/]: {len(diff['added'])} to add, {len(diff['changed'])} to change, "
+        f"{len(diff['removed'])} to remove"
+    )
+    for urn in diff["added"]:
+        console.print(f"[green]+ {urn}[/]", markup=True, highlight=False)
+    for urn, paths in diff["changed"].items():
+        console.print(f"[yellow]~ {urn}[/]", highlight=False)
+        for p in paths:
+            console.print(f"    {p}", highlight=False, markup=False)
+    for urn in diff["removed"]:
+        console.print(f"[red]- {urn}[/]", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(prog="python -m stacks.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, help="output directory (default build/plan/<stack>)")
+    parser.add_argument("--diff", type=Path, metavar="OLD_DIR", help="a previous plan directory to compare with")
+    parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, width=140)
+    err = Console(stderr=True, highlight=False)
+
+    try:
+        stack_file = read_stack(args.stack)
+        # Validate first, exactly as the program does, so bad config registers nothing.
+        parse_config(stack_file.raw, stack_file.secret_keys, stack=args.stack,
+                     provider_keys=list(stack_file.provider_config))
+        result = run_offline(stack_file)
+    except ConfigError as exc:
+        err.print(str(exc), markup=False)
+        return 2
+    except FileNotFoundError as exc:
+        err.print(str(exc), markup=False)
+        return 2
+
+    out = args.out or ROOT / "build" / "plan" / args.stack
+    doc = write_plan(result, out)
+    if not args.quiet:
+        print_tree(doc, console)
+    console.print(f"plan written to {out}")
+    if args.diff:
+        old_path = args.diff / "plan.json"
+        if not old_path.exists():
+            err.print(f"--diff: {old_path} does not exist", markup=False)
+            return 2
+        print_diff(diff_plans(json.loads(old_path.read_text()), doc), console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

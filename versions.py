@@ -1,0 +1,103 @@
+"""Every version the platform installs, pinned in one place.
+
+Each pin matches the upstream contract files in ``../shared/schemas`` (see its
+``SOURCES.md``), so what the program renders is validated against exactly what
+gets installed. The ``# renovate:`` line above each pin is read by the regex
+manager in ``renovate.json``; ``tests/test_versions.py`` fails on a pin
+without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A Helm chart: where it lives and the exact version installed."""
+
+    chart: str
+    repo: str
+    version: str
+
+    @property
+    def is_oci(self) -> bool:
+        return self.repo.startswith("oci://")
+
+    @property
+    def reference(self) -> str:
+        """The chart name as Helm takes it (OCI charts are addressed by URL)."""
+        return f"{self.repo}/{self.chart}" if self.is_oci else self.chart
+
+
+# --- Talos / Kubernetes of the management cluster --------------------------------------------
+# renovate: datasource=github-releases depName=siderolabs/talos
+TALOS_VERSION = "v1.13.9"
+# renovate: datasource=github-releases depName=kubernetes/kubernetes
+KUBERNETES_VERSION = "1.36.2"
+
+# --- Helm charts --------------------------------------------------------------------------------
+# renovate: datasource=helm depName=cilium registryUrl=https://helm.cilium.io/
+CILIUM_CHART_VERSION = "1.20.0"
+# renovate: datasource=helm depName=cert-manager registryUrl=https://charts.jetstack.io
+CERT_MANAGER_CHART_VERSION = "v1.21.1"
+# renovate: datasource=helm depName=traefik registryUrl=https://traefik.github.io/charts
+TRAEFIK_CHART_VERSION = "41.3.0"
+# renovate: datasource=helm depName=external-dns registryUrl=https://kubernetes-sigs.github.io/external-dns/
+EXTERNAL_DNS_CHART_VERSION = "1.21.1"
+# renovate: datasource=helm depName=vault registryUrl=https://helm.releases.hashicorp.com
+VAULT_CHART_VERSION = "0.34.1"
+# renovate: datasource=helm depName=authentik registryUrl=https://charts.goauthentik.io
+AUTHENTIK_CHART_VERSION = "2026.8.0"
+# renovate: datasource=helm depName=argo-cd registryUrl=https://argoproj.github.io/argo-helm
+ARGOCD_CHART_VERSION = "10.1.1"
+# renovate: datasource=helm depName=cluster-api-operator registryUrl=https://kubernetes-sigs.github.io/cluster-api-operator
+CAPI_OPERATOR_CHART_VERSION = "0.28.0"
+# renovate: datasource=docker depName=ghcr.io/netbirdio/helm-charts/netbird-operator
+NETBIRD_OPERATOR_CHART_VERSION = "0.8.0"
+
+CHARTS: dict[str, ChartSpec] = {
+    "cilium": ChartSpec("cilium", "https://helm.cilium.io/", CILIUM_CHART_VERSION),
+    "cert-manager": ChartSpec("cert-manager", "https://charts.jetstack.io", CERT_MANAGER_CHART_VERSION),
+    "traefik": ChartSpec("traefik", "https://traefik.github.io/charts", TRAEFIK_CHART_VERSION),
+    "external-dns": ChartSpec(
+        "external-dns", "https://kubernetes-sigs.github.io/external-dns/", EXTERNAL_DNS_CHART_VERSION
+    ),
+    "vault": ChartSpec("vault", "https://helm.releases.hashicorp.com", VAULT_CHART_VERSION),
+    "authentik": ChartSpec("authentik", "https://charts.goauthentik.io", AUTHENTIK_CHART_VERSION),
+    "argo-cd": ChartSpec("argo-cd", "https://argoproj.github.io/argo-helm", ARGOCD_CHART_VERSION),
+    "cluster-api-operator": ChartSpec(
+        "cluster-api-operator",
+        "https://kubernetes-sigs.github.io/cluster-api-operator",
+        CAPI_OPERATOR_CHART_VERSION,
+    ),
+    "netbird-operator": ChartSpec(
+        "netbird-operator", "oci://ghcr.io/netbirdio/helm-charts", NETBIRD_OPERATOR_CHART_VERSION
+    ),
+}
+
+# --- Operators installed from release manifests -----------------------------------------------
+# renovate: datasource=github-releases depName=kubevirt/kubevirt
+KUBEVIRT_VERSION = "v1.9.0"
+# renovate: datasource=github-releases depName=kubevirt/containerized-data-importer
+CDI_VERSION = "v1.66.0"
+
+# --- Cluster API providers (installed by the operator; one set that works together) -------------
+# renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api
+CAPI_CORE_VERSION = "v1.14.0"
+# renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api-provider-kubevirt
+CAPK_VERSION = "v0.11.2"
+# renovate: datasource=github-releases depName=siderolabs/cluster-api-bootstrap-provider-talos
+CABPT_VERSION = "v0.6.12"
+# renovate: datasource=github-releases depName=siderolabs/cluster-api-control-plane-provider-talos
+CACPPT_VERSION = "v0.5.12"
+
+# --- Tenant version matrix -----------------------------------------------------------------------
+# The Talos minors the pinned CABPT/CACPPT generate configs for, each with the Kubernetes minors that
+# Talos minor supports. Config validation rejects any tenant pair outside this table.
+# Ref: CACPPT v0.5.x (Talos <= 1.12, Kubernetes <= 1.35, platform-notes "Cluster API");
+#      Talos support matrix (siderolabs/talos pkg/machinery/compatibility).
+TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
+    "1.11": ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34"),
+    "1.12": ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35"),
+}
