@@ -34,7 +34,7 @@ class ChartSpec:
 # renovate: datasource=github-releases depName=siderolabs/talos
 TALOS_VERSION = "v1.13.9"
 # renovate: datasource=github-releases depName=kubernetes/kubernetes
-KUBERNETES_VERSION = "1.36.2"
+KUBERNETES_VERSION = "1.36.3"  # Talos v1.13.9 default (constants.DefaultKubernetesVersion)
 
 # --- Helm charts --------------------------------------------------------------------------------
 # renovate: datasource=helm depName=cilium registryUrl=https://helm.cilium.io/
@@ -93,11 +93,14 @@ CABPT_VERSION = "v0.6.12"
 CACPPT_VERSION = "v0.5.12"
 
 # --- Tenant version matrix -----------------------------------------------------------------------
-# The Talos minors the pinned CABPT/CACPPT generate configs for, each with the Kubernetes minors that
-# Talos minor supports. Config validation rejects any tenant pair outside this table.
-# Ref: CACPPT v0.5.x (Talos <= 1.12, Kubernetes <= 1.35, platform-notes "Cluster API");
-#      Talos support matrix (siderolabs/talos pkg/machinery/compatibility).
+# Tenant Talos minor -> Kubernetes minors, the intersection of:
+#  - CACPPT v0.5.12 README: Talos v1.3-v1.12, Kubernetes v1.26-v1.35 (Talos 1.13 needs CACPPT >= 0.5.13);
+#  - CABPT v0.6.12 README: Talos v1.2-v1.13, Kubernetes v1.26-v1.36;
+#  - Talos compatibility (pkg/machinery/compatibility/talos111, talos112 @ v1.13.9):
+#    1.11 -> 1.29-1.34, 1.12 -> 1.30-1.35;
+#  - CAPI v1.14 workload clusters: Kubernetes 1.31-1.36 (docs/book/src/reference/versions.md).
+# Only Talos minors still patched upstream are offered. Config validation rejects any other pair.
 TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
-    "1.11": ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34"),
-    "1.12": ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35"),
+    "1.11": ("1.31", "1.32", "1.33", "1.34"),
+    "1.12": ("1.31", "1.32", "1.33", "1.34", "1.35"),
 }
