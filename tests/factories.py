@@ -1,0 +1,55 @@
+"""Config factories and program runners for the tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from stacks.config import PlatformConfig, parse_config
+from stacks.loader import StackFile
+from stacks.plan import PlanResult, run_offline
+
+
+def base_raw(**overrides: Any) -> dict[str, Any]:
+    """A small, valid ovh-talos environment (project keys without prefix), with overrides
+    replacing whole top-level keys."""
+    raw: dict[str, Any] = {
+        "managementCluster": {
+            "name": "weebo4cp",
+            "nodes": [
+                {"hostname": "node-1", "ovhServiceName": "ns100.ip-10-0-0.eu", "address": "51.0.0.10"},
+            ],
+            "loadBalancerIps": ["51.0.1.0/29"],
+            "operatorSourceRanges": ["203.0.113.0/24"],
+        },
+        "domain": {"parentZone": "example.org", "platformSubdomain": "cloud", "acmeEmail": "ops@example.org"},
+        "hostCapacity": {"cpu": 64, "memoryGib": 256, "diskGib": 2000},
+        "tenants": [tenant("alpha", 0)],
+    }
+    raw.update(copy.deepcopy(overrides))
+    return raw
+
+
+def tenant(name: str, index: int, **overrides: Any) -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "name": name,
+        "talosVersion": "v1.12.11",
+        "kubernetesVersion": "1.35.4",
+        "controlPlane": {"replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 20},
+        "workerPools": [{"name": "general", "replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 30}],
+        "podCidr": f"10.{128 + 2 * index}.0.0/16",
+        "serviceCidr": f"10.{129 + 2 * index}.0.0/16",
+        "adminGroups": ["platform-admins"],
+    }
+    t.update(overrides)
+    return t
+
+
+def config(raw: dict[str, Any] | None = None, secret_keys: set[str] | frozenset[str] = frozenset()) -> PlatformConfig:
+    return parse_config(raw if raw is not None else base_raw(), secret_keys, stack="test")
+
+
+def plan(raw: dict[str, Any] | None = None, *, stack: str = "test", preview: bool = True,
+         secret_keys: frozenset[str] = frozenset()) -> PlanResult:
+    return run_offline(StackFile(stack=stack, raw=raw if raw is not None else base_raw(), secret_keys=secret_keys),
+                       preview=preview)
