@@ -11,24 +11,13 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.common import helm_release
+from components.contracts import OidcClient, authentik_issuer_url
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig
 
 NAMESPACE = "authentik"
 
 
-@dataclass(frozen=True)
-class OidcClient:
-    """What a consuming component needs to trust an Authentik OIDC application."""
-
-    issuer_url: str
-    client_id: str
-    client_secret: pulumi.Output[str]
-
-
-def issuer_url(cfg: PlatformConfig, application_slug: str) -> str:
-    # Authentik's per-application issuer, trailing slash included (compared byte for byte).
-    return f"https://auth.{cfg.domain.platform_zone}/application/o/{application_slug}/"
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:
@@ -64,7 +53,7 @@ class Authentik(pulumi.ComponentResource):
 
         def client(app: str) -> OidcClient:
             secret = random.RandomPassword(f"{name}-{app}-client-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
-            return OidcClient(issuer_url(cfg, app), app, pulumi.Output.secret(secret.result))
+            return OidcClient(authentik_issuer_url(cfg, app), app, pulumi.Output.secret(secret.result))
 
         self.vault_oidc = client("vault")
         self.argocd_oidc = client("argocd")

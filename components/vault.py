@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.authentik import OidcClient
+from components.contracts import OidcClient
 from components.common import helm_release
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.argocd import ArgoCD, ArgoCDArgs
 from components.authentik import Authentik, AuthentikArgs
+from components.contracts import authentik_issuer_url
 from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
 from components.cluster_api import ClusterApi, ClusterApiArgs
@@ -42,8 +43,6 @@ class Environment:
 
 def build_environment(cfg: PlatformConfig) -> Environment:
     mc = cfg.management_cluster
-    zone = cfg.domain.platform_zone
-    auth_host = f"auth.{zone}"
 
     # --- management cluster -------------------------------------------------------------------
     talosconfig = None
@@ -55,7 +54,7 @@ def build_environment(cfg: PlatformConfig) -> Environment:
                 endpoint=cfg.cluster_endpoint,
                 # The issuer of Authentik's application for this cluster's API (trailing slash
                 # included: Authentik's issuer string, byte for byte).
-                oidc_issuer_url=f"https://{auth_host}/application/o/{mc.name}/",
+                oidc_issuer_url=authentik_issuer_url(cfg, mc.name),
                 oidc_client_id=mc.name,
             ),
         )
