@@ -746,13 +746,22 @@ def parse_config(
         if alias not in raw and PlatformConfig.model_fields[name].is_required():
             problems.append(ConfigProblem(path=alias, problem="required key is missing",
                                           hint=f"add '{PROJECT}:{alias}' to the stack file"))
+    # Cross-field rules run even when some sections failed, so one run reports everything:
+    # failed optional sections take their defaults, and rules about them are left out.
+    failed = {p.path.split(".")[0].split("[")[0] for p in problems}
+    stubs = {
+        # Stand-ins for required sections that failed, so the other sections' rules still run.
+        "management_cluster": lambda: ManagementCluster.model_construct(),
+        "domain": lambda: Domain.model_construct(parent_zone="example.invalid", acme_email="x@example.invalid"),
+        "host_capacity": lambda: HostCapacity.model_construct(cpu=10**9, memory_gib=10**9, disk_gib=10**9),
+    }
+    for name, stub in stubs.items():
+        parsed.setdefault(name, stub())
+    cfg = PlatformConfig.model_construct(**parsed)
+    problems.extend(p for p in _cross_checks(cfg) if p.path.split(".")[0].split("[")[0] not in failed)
     if problems:
         raise ConfigError(stack, problems)
-    cfg = PlatformConfig(**parsed)
-    cross = _cross_checks(cfg)
-    if cross:
-        raise ConfigError(stack, cross)
-    return cfg
+    return PlatformConfig(**parsed)
 
 
 def decode_value(value: str) -> Any:

@@ -44,3 +44,52 @@ def _talos_machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
 @handles("talos:client/getConfiguration:getConfiguration")
 def _talos_client_configuration(args: dict[str, Any]) -> dict[str, Any]:
     return {**args, "talosConfig": _fake("talosconfig", args.get("clusterName"))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs providers compute on create. Used only by the non-preview mock engine (tests of what
+# happens once resources exist); a preview leaves them unknown, as the real engine does.
+# ---------------------------------------------------------------------------------------------
+
+ComputeHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+COMPUTED: dict[str, ComputeHandler] = {}
+
+
+def computes(type_: str) -> Callable[[ComputeHandler], ComputeHandler]:
+    def register(fn: ComputeHandler) -> ComputeHandler:
+        COMPUTED[type_] = fn
+        return fn
+
+    return register
+
+
+def computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    handler = COMPUTED.get(type_)
+    return handler(name, inputs) if handler else {}
+
+
+@computes("talos:cluster/kubeconfig:Kubeconfig")
+def _talos_kubeconfig(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"kubeconfigRaw": _fake("kubeconfig", name)}
+
+
+@computes("talos:machine/secrets:Secrets")
+def _talos_secrets(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "machineSecrets": {"certs": {"os": {"cert": _fake("os-cert", name), "key": _fake("os-key", name)}}},
+        "clientConfiguration": {
+            "caCertificate": _fake("ca", name),
+            "clientCertificate": _fake("client-cert", name),
+            "clientKey": _fake("client-key", name),
+        },
+    }
+
+
+@computes("random:index/randomPassword:RandomPassword")
+def _random_password(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"result": _fake("password", name)}
+
+
+@computes("random:index/randomBytes:RandomBytes")
+def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"base64": _fake("bytes-b64", name), "hex": _fake("bytes-hex", name)}

@@ -106,13 +106,16 @@ class PlanMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
         if not args.custom:
             return ("", {})
-        rid = "" if self.preview else f"{args.name}-id"
-        return (rid, dict(args.inputs))
-
-    def call(self, args: MockCallArgs) -> tuple[dict, list | None]:
+        if self.preview:
+            return ("", dict(args.inputs))
         from stacks import invokes
 
-        return invokes.respond(args.token, args.args), None
+        return (f"{args.name}-id", {**args.inputs, **invokes.computed_outputs(args.typ, args.name, args.inputs)})
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list]:
+        from stacks import invokes
+
+        return invokes.respond(args.token, args.args), []
 
 
 class RecordingMonitor(MockMonitor):

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from stacks.config import PROJECT, ConfigError, parse_config
-from stacks.loader import ROOT, StackFile, read_stack
+from stacks.loader import ROOT, StackFile, parse_stack_document, project_defaults, read_stack
 from stacks.mocks import PlanMocks, RecordingMonitor, Registration, redact
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -256,11 +256,23 @@ def print_diff(diff: dict[str, Any], console: Any) -> None:
 # CLI
 # ---------------------------------------------------------------------------------------------
 
+def _read(stack_or_path: str) -> StackFile:
+    path = Path(stack_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise FileNotFoundError(f"no stack file {path}")
+        name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+        doc = yaml.safe_load(path.read_text()) or {}
+        doc["config"] = {**project_defaults(), **(doc.get("config") or {})}
+        return parse_stack_document(name, doc)
+    return read_stack(stack_or_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     parser = argparse.ArgumentParser(prog="python -m stacks.plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("stack", help="stack name (reads Pulumi.<stack>.yaml) or the path of a stack file")
     parser.add_argument("--out", type=Path, help="output directory (default build/plan/<stack>)")
     parser.add_argument("--diff", type=Path, metavar="OLD_DIR", help="a previous plan directory to compare with")
     parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
@@ -269,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False)
 
     try:
-        stack_file = read_stack(args.stack)
+        stack_file = _read(args.stack)
         # Validate first, exactly as the program does, so bad config registers nothing.
-        parse_config(stack_file.raw, stack_file.secret_keys, stack=args.stack,
+        parse_config(stack_file.raw, stack_file.secret_keys, stack=stack_file.stack,
                      provider_keys=list(stack_file.provider_config))
         result = run_offline(stack_file)
     except ConfigError as exc:
@@ -281,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(str(exc), markup=False)
         return 2
 
-    out = args.out or ROOT / "build" / "plan" / args.stack
+    out = args.out or ROOT / "build" / "plan" / stack_file.stack
     doc = write_plan(result, out)
     if not args.quiet:
         print_tree(doc, console)

@@ -1,0 +1,124 @@
+"""The composition graph: management cluster -> platform services -> tenants, recorded with a
+monitor that keeps parents, providers and dependencies."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config import ConfigError
+from stacks.mocks import Registration, contains_secret
+from tests.factories import base_raw, plan, tenant
+
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@pytest.fixture(scope="module")
+def prod_like():
+    raw = base_raw(tenants=[tenant("alpha", 0), tenant("beta", 1)])
+    return plan(raw).monitor
+
+
+def _component(monitor, type_: str, name: str) -> Registration:
+    found = [r for r in monitor.of_type(type_) if r.name == name]
+    assert len(found) == 1, f"{type_} {name}: {len(found)}"
+    return found[0]
+
+
+def _custom_descendants(monitor, comp: Registration) -> list[Registration]:
+    return [r for r in monitor.descendants(comp.urn) if r.custom]
+
+
+def test_one_kubernetes_provider_for_the_management_cluster(prod_like):
+    mgmt = [p for p in prod_like.of_type(K8S_PROVIDER) if p.name == "weebo4cp"]
+    assert len(mgmt) == 1
+    platform = [r for r in prod_like.registrations.values()
+                if r.custom and r.type.startswith("kubernetes:") and "TenantCluster" not in r.urn]
+    assert platform
+    assert {r.provider_urn for r in platform} == {mgmt[0].urn}
+
+
+def test_the_provider_waits_for_the_talos_kubeconfig(prod_like):
+    provider = next(p for p in prod_like.of_type(K8S_PROVIDER) if p.name == "weebo4cp")
+    kubeconfig = prod_like.of_type("talos:cluster/kubeconfig:Kubeconfig")[0]
+    assert kubeconfig.urn in provider.property_dependencies.get("kubeconfig", [])
+
+
+def test_once_deployed_the_kubeconfig_reaches_the_provider_as_a_secret():
+    monitor = plan(base_raw(), preview=False).monitor
+    provider = next(p for p in monitor.of_type(K8S_PROVIDER) if p.name == "weebo4cp")
+    assert contains_secret(provider.inputs["kubeconfig"])
+    assert contains_secret(monitor.stack_outputs["kubeconfig"])
+    assert contains_secret(monitor.stack_outputs["talosconfig"])
+
+
+def test_cilium_comes_before_every_other_platform_workload(prod_like):
+    cilium = _component(prod_like, "weebo:network:Cilium", "cilium")
+    cilium_release = next(r for r in _custom_descendants(prod_like, cilium) if r.type == RELEASE)
+    others = [r for r in prod_like.of_type(RELEASE) if r.urn != cilium_release.urn]
+    assert others
+    for release in others:
+        assert prod_like.depends_on(release, cilium), f"{release.name} does not wait for Cilium"
+
+
+def test_cluster_api_waits_for_cert_manager_and_virtualization(prod_like):
+    capi = _component(prod_like, "weebo:clusters:ClusterApi", "cluster-api")
+    cert_manager = _component(prod_like, "weebo:tls:CertManager", "cert-manager")
+    virt = _component(prod_like, "weebo:virtualization:Virtualization", "virtualization")
+    first = _custom_descendants(prod_like, capi)
+    assert first
+    for r in first:
+        assert prod_like.depends_on(r, cert_manager), r.urn
+        assert prod_like.depends_on(r, virt), r.urn
+
+
+def test_tenants_wait_for_the_platform_but_never_for_each_other(prod_like):
+    alpha = _component(prod_like, "weebo:tenants:TenantCluster", "alpha")
+    beta = _component(prod_like, "weebo:tenants:TenantCluster", "beta")
+    capi = _component(prod_like, "weebo:clusters:ClusterApi", "cluster-api")
+    for mine, other in ((alpha, beta), (beta, alpha)):
+        resources = _custom_descendants(prod_like, mine)
+        assert resources
+        assert any(prod_like.depends_on(r, capi) for r in resources)
+        assert not any(prod_like.depends_on(r, other) for r in resources)
+
+
+def test_children_are_parented_to_their_component(prod_like):
+    for comp in (r for r in prod_like.registrations.values() if not r.custom and r.type.startswith("weebo:")):
+        for child in prod_like.children(comp.urn):
+            assert child.name.startswith(comp.name) or child.type == RELEASE or not child.custom, child.urn
+
+
+def test_bad_config_registers_nothing():
+    raw = base_raw(tenants=[tenant("alpha", 0), tenant("alpha", 1)])
+    with pytest.raises(ConfigError):
+        plan(raw)
+    # A fresh run after the failure sees an empty graph from the failed one.
+    from stacks.loader import StackFile
+    from stacks.plan import run_offline
+
+    with pytest.raises(ConfigError) as exc:
+        run_offline(StackFile(stack="t", raw=raw, secret_keys=frozenset()))
+    assert "tenants[1].name" in str(exc.value)
+
+
+def test_bad_config_registers_no_resource_in_the_monitor(monkeypatch):
+    from stacks import plan as plan_module
+
+    seen = {}
+    original = plan_module.RecordingMonitor
+
+    class Spy(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen["monitor"] = self
+
+    monkeypatch.setattr(plan_module, "RecordingMonitor", Spy)
+    with pytest.raises(ConfigError):
+        plan(base_raw(domain={"parentZone": "not a zone", "acmeEmail": "x@example.org"}))
+    assert seen["monitor"].registrations == {}
+
+
+def test_stack_outputs_keep_credentials_secret_in_preview(prod_like):
+    assert contains_secret(prod_like.stack_outputs["kubeconfig"])
+    assert contains_secret(prod_like.stack_outputs["talosconfig"])

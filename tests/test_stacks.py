@@ -1,0 +1,114 @@
+"""Whole-program tests: each stack file planned offline, as `python -m stacks.plan <stack>` does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from stacks.loader import ROOT, read_stack
+from stacks.mocks import contains_secret
+from stacks.plan import diff_plans, run_offline, write_plan
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return run_offline(read_stack("prod"))
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return run_offline(read_stack("dev"))
+
+
+def test_prod_installs_talos_on_ovh_and_every_platform_service(prod):
+    types = {r.type for r in prod.registrations}
+    assert "talos:machine/secrets:Secrets" in types
+    assert "talos:machine/bootstrap:Bootstrap" in types
+    components = {r.type for r in prod.registrations if not r.custom}
+    for expected in ("weebo:network:Cilium", "weebo:tls:CertManager", "weebo:edge:Traefik", "weebo:dns:PlatformDns",
+                     "weebo:secrets:Vault", "weebo:identity:Authentik", "weebo:gitops:ArgoCD", "weebo:vpn:Netbird",
+                     "weebo:virtualization:Virtualization", "weebo:clusters:ClusterApi"):
+        assert expected in components, expected
+    tenants = sorted(r.name for r in prod.registrations if r.type == "weebo:tenants:TenantCluster")
+    assert tenants == sorted(t["name"] for t in read_stack("prod").raw["tenants"])
+
+
+def test_prod_protects_the_talos_secrets(prod):
+    secrets = [r for r in prod.registrations if r.type == "talos:machine/secrets:Secrets"]
+    assert secrets and all(r.protect and r.retain_on_delete for r in secrets)
+
+
+def test_dev_uses_the_existing_cluster_and_installs_no_talos(dev):
+    types = {r.type for r in dev.registrations}
+    assert not any(t.startswith(("talos:", "ovh:")) for t in types)
+    assert "weebo:cluster:ExistingCluster" in types
+    assert [r.name for r in dev.registrations if r.type == "weebo:tenants:TenantCluster"] == ["sandbox"]
+
+
+def test_plan_files_show_secrets_as_markers_only(prod, tmp_path):
+    doc = write_plan(prod, tmp_path / "plan")
+    assert doc["outputs"]["kubeconfig"] == "[secret]"
+    assert doc["outputs"]["talosconfig"] == "[secret]"
+    text = "".join(p.read_text() for p in (tmp_path / "plan").rglob("*") if p.is_file())
+    assert "offline-plan-placeholder" not in text  # the stand-in for secure: values
+    for reg in prod.registrations:
+        for key in reg.additional_secret_outputs:
+            assert not isinstance(reg.inputs.get(key), str) or contains_secret(reg.inputs[key])
+
+
+def test_plan_writes_manifests_and_releases(prod, tmp_path):
+    out = tmp_path / "plan"
+    doc = write_plan(prod, out)
+    releases = {p.stem: yaml.safe_load(p.read_text()) for p in (out / "releases").glob("*.yaml")}
+    assert releases["cilium"]["version"] and releases["cilium"]["repo"].startswith("https://")
+    manifests = list((out / "manifests").glob("*.yaml"))
+    assert any(p.name.startswith("Namespace-") for p in manifests)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan == doc
+    assert {"urn", "type", "parent", "provider", "dependencies", "protect", "retainOnDelete", "inputs"} <= set(plan["resources"][0])
+
+
+def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
+    sf = read_stack("prod")
+    old = write_plan(run_offline(sf), tmp_path / "old")
+    raw = json.loads(json.dumps(sf.raw))
+    raw["traefik"]["replicas"] = 3
+    new = write_plan(run_offline(type(sf)(stack="prod", raw=raw, secret_keys=sf.secret_keys)), tmp_path / "new")
+    diff = diff_plans(old, new)
+    assert diff["added"] == [] and diff["removed"] == []
+    assert len(diff["changed"]) == 1
+    (urn, paths), = diff["changed"].items()
+    assert urn.endswith("Release::traefik")
+    assert any("replicas" in p for p in paths)
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stacks.plan", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_plans_a_stack_and_diffs(tmp_path):
+    first = _run_cli("dev", "--quiet", "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    second = _run_cli("dev", "--out", str(tmp_path / "b"), "--diff", str(tmp_path / "a"))
+    assert second.returncode == 0, second.stderr
+    assert "0 to add, 0 to change, 0 to remove" in second.stdout
+    assert "weebo:tenants:TenantCluster sandbox" in second.stdout
+
+
+def test_cli_rejects_bad_config_without_traceback(tmp_path):
+    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    doc["config"]["weebo-platform:tenants"].append(dict(doc["config"]["weebo-platform:tenants"][0]))
+    doc["config"]["weebo-platform:managementCluster"]["podCidrr"] = "10.0.0.0/8"
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    result = _run_cli(str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "managementCluster.podCidrr: unknown key" in result.stderr
+    assert "tenants[1].name" in result.stderr
+    assert not (tmp_path / "out").exists()
