@@ -1,0 +1,38 @@
+"""Every pin lives in versions.py with a Renovate marker; the chart specs are exact versions."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import versions
+from stacks.loader import ROOT
+
+PIN = re.compile(r'^([A-Z0-9_]+) = "([^"]+)"', re.M)
+
+
+def test_every_pin_has_a_renovate_marker_that_renovate_reads():
+    lines = (ROOT / "versions.py").read_text().splitlines()
+    manager = json.loads((ROOT / "renovate.json").read_text())["customManagers"][0]
+    pattern = re.compile(manager["matchStrings"][0].replace("(?<", "(?P<"))
+    pins = [i for i, line in enumerate(lines) if PIN.match(line)]
+    assert len(pins) >= 10
+    for i in pins:
+        assert lines[i - 1].startswith("# renovate: datasource="), f"no renovate marker above: {lines[i]}"
+        assert pattern.search(lines[i - 1] + "\n" + lines[i]), f"renovate cannot read: {lines[i]}"
+
+
+def test_versions_are_exact():
+    for name, value in vars(versions).items():
+        if name.isupper() and isinstance(value, str) and not name.endswith("_REPO"):
+            assert value not in ("latest", "main", "master", "*"), name
+            assert not value.startswith(("^", "~", ">", "<")), name
+    for spec in versions.CHARTS.values():
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", spec.version), spec
+
+
+def test_tenant_matrix_is_within_what_the_providers_support():
+    for talos_minor, k8s_minors in versions.TENANT_VERSION_MATRIX.items():
+        # CACPPT v0.5.12 stops at Talos 1.12 / Kubernetes 1.35.
+        assert tuple(map(int, talos_minor.split("."))) <= (1, 12)
+        assert all(tuple(map(int, m.split("."))) <= (1, 35) for m in k8s_minors)
