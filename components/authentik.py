@@ -46,10 +46,16 @@ class Authentik(pulumi.ComponentResource):
             provider, opts=pulumi.ResourceOptions(parent=self),
         )
         secret_key = random.RandomPassword(f"{name}-secret-key", length=64, special=False, opts=pulumi.ResourceOptions(parent=self))
-        release_values = pulumi.Output.all(secret_key.result).apply(
-            lambda r: {**values(cfg), "authentik": {**values(cfg)["authentik"], "secret_key": r[0]}}
+        # The chart reads configuration from this Secret (authentik.existingSecret): no secret in values.
+        config_secret = k8s.core.v1.Secret(
+            f"{name}-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="authentik-config", namespace=NAMESPACE),
+            string_data={"AUTHENTIK_SECRET_KEY": pulumi.Output.secret(secret_key.result)},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns]),
         )
-        helm_release(name, "authentik", ns.name, pulumi.Output.secret(release_values), parent=self, provider=provider, depends_on=[ns])
+        release_values = values(cfg)
+        release_values["authentik"]["existingSecret"] = {"secretName": "authentik-config"}
+        helm_release(name, "authentik", ns.name, release_values, parent=self, provider=provider, depends_on=[config_secret])
 
         def client(app: str) -> OidcClient:
             secret = random.RandomPassword(f"{name}-{app}-client-secret", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))

@@ -17,7 +17,7 @@ NAMESPACE = "netbird"
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:
-    return {"managementURL": cfg.netbird.management_url}
+    return {}
 
 
 @dataclass(frozen=True)

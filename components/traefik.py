@@ -24,7 +24,6 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
         "deployment": {"replicas": cfg.traefik.replicas},
         "service": {"type": "LoadBalancer", "annotations": annotations, "spec": {"externalTrafficPolicy": "Local"}},
         "providers": {"kubernetesCRD": {"enabled": True}, "kubernetesIngress": {"enabled": True}},
-        "logs": {"access": {"enabled": cfg.traefik.access_logs}},
     }
 
 
