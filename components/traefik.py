@@ -22,7 +22,7 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
         annotations["lbipam.cilium.io/ips"] = cfg.traefik_ip
     return {
         "deployment": {"replicas": cfg.traefik.replicas},
-        "service": {"type": "LoadBalancer", "annotations": annotations, "spec": {"externalTrafficPolicy": "Local"}},
+        "service": {"annotations": annotations, "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}},
         "providers": {"kubernetesCRD": {"enabled": True}, "kubernetesIngress": {"enabled": True}},
     }
 
