@@ -60,9 +60,13 @@ def _crd_index() -> dict[tuple[str, str, str], dict[str, Any]]:
     """(apiVersion, kind) of every CRD in the schemas folder -> its openAPIV3Schema."""
     index: dict[tuple[str, str, str], dict[str, Any]] = {}
     root = require_schemas()
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in sorted(root.rglob("*.yaml")):
+        text = path.read_text()
+        if "CustomResourceDefinition" not in text:
+            continue
         try:
-            docs = list(yaml.safe_load_all(path.read_text()))
+            docs = list(yaml.load_all(text, Loader=loader))
         except yaml.YAMLError:
             continue
         for doc in docs:
