@@ -244,3 +244,25 @@ def test_field_errors_and_cross_field_rules_are_reported_together():
     raw["traefik"] = {"replicas": "two"}
     found, _ = problems(raw)
     assert {"traefik.replicas", "tenants[1].name"} <= set(found)
+
+
+def test_the_program_reads_config_the_way_the_cli_hands_it_over(monkeypatch):
+    """The language host passes config as PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS (JSON)."""
+    import json
+
+    from pulumi.runtime import config as runtime_config
+
+    from stacks.config import load_from_pulumi
+
+    raw = base_raw(argocd={"repositories": [{"name": "a", "url": "https://git.example.org/a.git",
+                                             "username": "u", "password": "from-secure"}]})
+    flat = {f"weebo-platform:{k}": json.dumps(v) for k, v in raw.items()}
+    runtime_config.set_all_config({}, [])
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(flat))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["weebo-platform:argocd"]))
+    cfg = load_from_pulumi()
+    assert cfg.argocd.repositories[0].password.reveal() == "from-secure"
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    with pytest.raises(ConfigError) as exc:
+        load_from_pulumi()
+    assert "argocd.repositories[0].password" in str(exc.value)
