@@ -61,9 +61,26 @@ def declared_groups(cfg: PlatformConfig) -> list[str]:
 
 
 def config_problems(cfg: PlatformConfig) -> list[ConfigProblem]:
-    """Policies must name declared groups, and ports only go with tcp/udp."""
+    """Policies must name declared groups, ports only go with tcp/udp, and tenants asking for a
+    NetBird route need NetBird and admin groups that exist in NetBird."""
     problems: list[ConfigProblem] = []
     groups = set(declared_groups(cfg))
+    for i, tenant in enumerate(cfg.tenants):
+        if not tenant.netbird_route:
+            continue
+        if not cfg.netbird.enabled:
+            problems.append(ConfigProblem(path=f"tenants[{i}].netbirdRoute", problem="NetBird is disabled",
+                                          hint="set netbird.enabled: true or remove netbirdRoute"))
+            continue
+        for j, g in enumerate(tenant.admin_groups):
+            if g not in cfg.netbird.groups:
+                problems.append(ConfigProblem(
+                    path=f"tenants[{i}].adminGroups[{j}]",
+                    problem=f"group '{g}' gets the tenant's NetBird route but is not a NetBird group",
+                    hint="add it to netbird.groups",
+                ))
+    if not cfg.netbird.enabled:
+        return problems
     seen: set[str] = set()
     for i, pol in enumerate(cfg.netbird.policies):
         base = f"netbird.policies[{i}]"
@@ -268,12 +285,12 @@ class Netbird(pulumi.ComponentResource):
         self.groups = {}
         self.network = None
         self.router = None
-        if not self.enabled:
-            self.register_outputs({})
-            return
         problems = config_problems(cfg)
         if problems:
             raise ConfigError(pulumi.get_stack(), problems)
+        if not self.enabled:
+            self.register_outputs({})
+            return
 
         mc = cfg.management_cluster.name
         # Token from NB_PAT (environment); the URL from config.

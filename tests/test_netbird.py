@@ -68,6 +68,18 @@ def test_policies_must_name_declared_groups_and_ports_need_tcp_or_udp():
         plan(netbird_raw(policies=[{"name": "p", "sources": ["nobody"], "destinations": ["erp-admins"]}]))
 
 
+def test_tenant_routes_need_netbird_and_netbird_admin_groups():
+    from tests.factories import tenant
+
+    routed = tenant("alpha", 0, netbirdRoute=True, adminGroups=["platform-admins"])
+    cfg = config(base_raw(tenants=[routed], netbird={"enabled": False}))
+    assert [p.path for p in nb.config_problems(cfg)] == ["tenants[0].netbirdRoute"]
+    raw = base_raw(tenants=[routed], netbird={"groups": ["erp-admins"]})
+    assert [p.path for p in nb.config_problems(config(raw))] == ["tenants[0].adminGroups[0]"]
+    with pytest.raises(ConfigError, match="platform-admins"):
+        plan(raw)
+
+
 def test_prod_stack_policies_are_valid():
     from stacks.loader import read_stack
 
