@@ -104,3 +104,16 @@ TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
     "1.11": ("1.31", "1.32", "1.33", "1.34"),
     "1.12": ("1.31", "1.32", "1.33", "1.34", "1.35"),
 }
+
+# --- Images the platform renders itself (DNS, NetBird) ------------------------------------------
+# ISC publishes the official BIND image under major.minor tags only (no 9.20.x tags): each branch
+# is pushed as "9.NN" (Ref: isc-projects/bind9-docker build.sh + */tags; the canonical repository
+# is gitlab.isc.org/isc-projects/bind9-docker). 9.20 is a stable branch (even minor: ISC KB
+# aa-01540). No digest could be verified upstream here: renovate's docker datasource adds it
+# (pinDigests) on its first run.
+# renovate: datasource=docker depName=docker.io/internetsystemsconsortium/bind9
+BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20"
+# The NetBird client the netbird-operator itself runs as routing peer (tag + digest).
+# Ref: netbirdio/kubernetes-operator@627e388 pkg/version/version.go (NetbirdClientImage).
+# renovate: datasource=docker depName=ghcr.io/netbirdio/netbird
+NETBIRD_CLIENT_IMAGE = "ghcr.io/netbirdio/netbird:0.74.7@sha256:b63f4c1584118aeebacfdfd841f0351122a53fccac182b4c43be428c2c9a6b73"

@@ -87,3 +87,28 @@ TRAEFIK_NAMESPACE = "traefik"
 ARGOCD_NAMESPACE = "argocd"
 WILDCARD_TLS_SECRET = "platform-wildcard-tls"  # default certificate of Traefik, namespace "traefik"
 INTERNAL_CA_ISSUER = "platform-internal-ca"  # ClusterIssuer for service-to-service TLS
+
+# Bind9 (namespace "dns"): clients reach it through the Service on port 53; NetworkPolicies see
+# the pod port after the Service's translation, so egress rules towards Bind9 name BIND9_POD_PORT
+# (UDP and TCP) and select BIND9_POD_LABELS in namespace DNS_NAMESPACE.
+DNS_NAMESPACE = "dns"
+BIND9_POD_LABELS = {"app.kubernetes.io/name": "bind9", "app.kubernetes.io/instance": "platform-dns"}
+BIND9_POD_PORT = 5053
+
+
+@dataclass(frozen=True)
+class NetbirdRoute:
+    """What a tenant needs to run a NetBird routing peer in its own cluster.
+
+    Returned by ``Netbird.add_tenant_route``: the peer enrolls with ``setup_key`` (a Pulumi
+    secret: put it in a Secret, reference it as env ``NB_SETUP_KEY``) against ``management_url``
+    and joins ``routers_group_id``, the peer group of the tenant's NetBird network router.
+    ``components.netbird.routing_peer_manifests`` renders that peer.
+    """
+
+    network_id: pulumi.Output[str]
+    routers_group_id: pulumi.Output[str]
+    resources_group_id: pulumi.Output[str]
+    management_url: str
+    setup_key: pulumi.Output[str]  # Pulumi secret
+    ready: pulumi.Resource

@@ -1,5 +1,12 @@
 """The platform DNS zone: Bind9 authoritative for it, ExternalDNS publishing into it, and the
-OVH records that delegate it from the parent zone."""
+OVH records that delegate it from the parent zone.
+
+Order: namespace -> (OVH delegation) -> Bind9 -> ExternalDNS. Bind9 being ready means it serves
+the zone *and* the zone is delegated, so ACME DNS-01 issuers waiting on it can be validated.
+ExternalDNS also watches Traefik's IngressRoutes, whose CRDs come with Traefik, which itself
+waits for the ACME issuers: ExternalDNS is therefore added once Traefik exists
+(:meth:`PlatformDns.add_external_dns`).
+"""
 
 from __future__ import annotations
 
@@ -9,40 +16,156 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_ovh as ovh
 import pulumi_random as random
 
-from components.common import helm_release
+from components import bind9
+from components.bind9 import Bind9, Bind9Args, ZoneSpec
+from components.common import MANAGED_BY, helm_release
+from components.contracts import BIND9_POD_LABELS, BIND9_POD_PORT, DNS_NAMESPACE, DnsUpdateAccess
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig
 
-NAMESPACE = "dns"
-TSIG_SECRET_NAME = "bind9-tsig"
+NAMESPACE = DNS_NAMESPACE
+EXTERNAL_DNS_KEY = "external-dns"
+CERT_MANAGER_KEY = "cert-manager"
+EXTERNAL_DNS_TSIG_SECRET = "external-dns-tsig"  # in NAMESPACE, key "tsig-secret"
+EXTERNAL_DNS_LABELS = {"app.kubernetes.io/name": "external-dns"}  # the chart's selector label
+# The Secret cert-manager is expected to create in its own namespace from
+# ``cert_manager_access.secret`` (cert-manager reads RFC2136 secrets from its namespace only).
+CERT_MANAGER_TSIG_SECRET = "rfc2136-tsig-cert-manager"
+KUBE_APISERVER_PORT = 6443  # Talos runs kube-apiserver on the hosts' port 6443
 
 
-def external_dns_values(cfg: PlatformConfig) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# Pure renderers
+# ---------------------------------------------------------------------------------------------
+
+def nameserver(cfg: PlatformConfig) -> str:
+    """The name server of the platform zone, a name in the parent zone (it has glue there)."""
+    return f"{cfg.dns.nameserver_label}.{cfg.domain.parent_zone}"
+
+
+def zone_spec(cfg: PlatformConfig) -> ZoneSpec:
+    return ZoneSpec(
+        zone=cfg.domain.platform_zone,
+        nameserver=nameserver(cfg),
+        hostmaster=cfg.domain.acme_email,
+        ttl=cfg.dns.ttl,
+        algorithm=cfg.dns.tsig_algorithm,
+        # ExternalDNS owns the records it publishes (any type, TXT registry included);
+        # cert-manager only writes the _acme-challenge TXT records of DNS-01.
+        update_grants={EXTERNAL_DNS_KEY: "ANY", CERT_MANAGER_KEY: "TXT"},
+        # ExternalDNS lists the zone with AXFR (--rfc2136-tsig-axfr); cert-manager never does.
+        transfer_keys=[EXTERNAL_DNS_KEY],
+    )
+
+
+def external_dns_values(cfg: PlatformConfig, bind9_host: str) -> dict[str, Any]:
+    """Values of the external-dns chart 1.21.1. No secret in here: the TSIG secret comes from a
+    Secret through the environment (kingpin maps every flag to EXTERNAL_DNS_<FLAG>).
+    Ref: external-dns v0.21.0 docs/tutorials/rfc2136.md ("Helm"), pkg/apis/externaldns/types.go."""
     zone = cfg.domain.platform_zone
     return {
         "provider": {"name": "rfc2136"},
+        # traefik-proxy: IngressRoute/IngressRouteTCP/UDP of traefik.io (legacy traefik.containo.us
+        # is off by default); the chart adds their RBAC when this source is listed
+        # (templates/clusterrole.yaml, `has "traefik-proxy" .Values.sources`).
+        "sources": ["service", "ingress", "traefik-proxy"],
         "policy": "sync",
+        "registry": "txt",
         "txtOwnerId": cfg.management_cluster.name,
         "domainFilters": [zone],
-        "sources": ["service", "ingress", "traefik-proxy"],
+        "triggerLoopOnEvent": True,
         "extraArgs": [
-            f"--rfc2136-host=bind9.{NAMESPACE}.svc.cluster.local",
+            f"--rfc2136-host={bind9_host}",
             "--rfc2136-port=53",
             f"--rfc2136-zone={zone}",
-            "--rfc2136-tsig-keyname=externaldns",
+            f"--rfc2136-tsig-keyname={EXTERNAL_DNS_KEY}",
             f"--rfc2136-tsig-secret-alg={cfg.dns.tsig_algorithm}",
             "--rfc2136-tsig-axfr",
+            f"--rfc2136-min-ttl={cfg.dns.ttl}s",
         ],
         "env": [
             {
                 "name": "EXTERNAL_DNS_RFC2136_TSIG_SECRET",
-                "valueFrom": {"secretKeyRef": {"name": TSIG_SECRET_NAME, "key": "secret"}},
+                "valueFrom": {"secretKeyRef": {"name": EXTERNAL_DNS_TSIG_SECRET, "key": "tsig-secret"}},
+            }
+        ],
+        "resources": {
+            "requests": {"cpu": "20m", "memory": "64Mi"},
+            "limits": {"memory": "128Mi"},
+        },
+    }
+
+
+def external_dns_egress_spec() -> dict[str, Any]:
+    """ExternalDNS -> Bind9 (updates and AXFR; the pod port, after the Service translation)."""
+    return {
+        "podSelector": {"matchLabels": dict(EXTERNAL_DNS_LABELS)},
+        "policyTypes": ["Egress"],
+        "egress": [
+            {
+                "to": [{"podSelector": {"matchLabels": dict(BIND9_POD_LABELS)}}],
+                "ports": [
+                    {"protocol": "UDP", "port": BIND9_POD_PORT},
+                    {"protocol": "TCP", "port": BIND9_POD_PORT},
+                ],
             }
         ],
     }
 
+
+def external_dns_apiserver_policy() -> dict[str, Any]:
+    """ExternalDNS -> kube-apiserver. The API server runs on the hosts: plain NetworkPolicies
+    cannot select it, Cilium's ``kube-apiserver`` entity can.
+    Ref: Cilium docs "Layer 3 examples / Entities based" (entity kube-apiserver)."""
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "external-dns-to-apiserver", "namespace": NAMESPACE},
+        "spec": {
+            "endpointSelector": {"matchLabels": dict(EXTERNAL_DNS_LABELS)},
+            "egress": [
+                {
+                    "toEntities": ["kube-apiserver"],
+                    "toPorts": [{"ports": [{"port": str(KUBE_APISERVER_PORT), "protocol": "TCP"}]}],
+                }
+            ],
+        },
+    }
+
+
+def delegation_records(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """The parent-zone records delegating the platform zone to Bind9 (OVH DNS): an NS record for
+    the subdomain and the glue A record of the name server. Empty without a public DNS IP."""
+    ip = cfg.dns_ip
+    if cfg.management_cluster.provisioner != "ovh-talos" or ip is None:
+        return []
+    ttl = max(cfg.dns.ttl, 60)  # OVH: ttl >= 60 (terraform-provider-ovh docs, ovh_domain_zone_record)
+    return [
+        {
+            "role": "delegation-ns",
+            "zone": cfg.domain.parent_zone,
+            "subdomain": cfg.domain.platform_subdomain,
+            "fieldtype": "NS",
+            "target": f"{nameserver(cfg)}.",  # absolute: a bare name would be relative to the zone
+            "ttl": ttl,
+        },
+        {
+            "role": "glue-a",
+            "zone": cfg.domain.parent_zone,
+            "subdomain": cfg.dns.nameserver_label,
+            "fieldtype": "A",
+            "target": ip,
+            "ttl": ttl,
+        },
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Component
+# ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PlatformDnsArgs:
@@ -51,28 +174,136 @@ class PlatformDnsArgs:
 
 
 class PlatformDns(pulumi.ComponentResource):
+    """Bind9 + ExternalDNS + OVH delegation of the platform zone.
+
+    ``cert_manager_access`` / ``external_dns_access``: RFC2136 access per client (one TSIG key each).
+    ``tsig_key`` / ``tsig_secret_name`` / ``bind9``: cert-manager's key, the name of the Secret it
+    should hold it in (in its own namespace) and what to wait for; kept for the current
+    ``CertManager.add_issuers`` call.
+    """
+
+    bind9: Bind9
+    cert_manager_access: DnsUpdateAccess
+    external_dns_access: DnsUpdateAccess
     tsig_key: pulumi.Output[str]
     tsig_secret_name: str
-    bind9: pulumi.Resource
+    external_dns: k8s.helm.v3.Release | None
 
     def __init__(self, name: str, args: PlatformDnsArgs, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:dns:PlatformDns", name, None, opts)
-        ns = PlatformNamespace(
-            f"{name}-namespace", PlatformNamespaceArgs(name=NAMESPACE, depends_on=args.depends_on), provider,
+        cfg = args.config
+        self._name = name
+        self._cfg = cfg
+        self._provider = provider
+        self._depends_on = list(args.depends_on)
+        self.external_dns = None
+
+        self.namespace = PlatformNamespace(
+            f"{name}-namespace",
+            # Bind9 and ExternalDNS both run unprivileged, without capabilities.
+            PlatformNamespaceArgs(name=NAMESPACE, pod_security="restricted", depends_on=args.depends_on),
+            provider,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # 32 random bytes, base64: the TSIG secret format Bind9 expects for hmac-sha256.
-        key = random.RandomBytes(f"{name}-tsig", length=32, opts=pulumi.ResourceOptions(parent=self))
-        self.tsig_key = pulumi.Output.secret(key.base64)
-        self.tsig_secret_name = TSIG_SECRET_NAME
-        self.bind9 = k8s.core.v1.Secret(
-            f"{name}-tsig-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=TSIG_SECRET_NAME, namespace=NAMESPACE),
-            string_data={"secret": self.tsig_key},
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns]),
+
+        # One TSIG key per client, so one can be revoked or narrowed without the other.
+        key_bytes = bind9.TSIG_KEY_BYTES[cfg.dns.tsig_algorithm]
+        keys = {
+            key: pulumi.Output.secret(
+                random.RandomBytes(
+                    f"{name}-tsig-{key}", length=key_bytes, opts=pulumi.ResourceOptions(parent=self)
+                ).base64
+            )
+            for key in (EXTERNAL_DNS_KEY, CERT_MANAGER_KEY)
+        }
+
+        # Delegation at OVH: only where OVH hosts the parent zone (ovh-talos). The dev stack
+        # (provisioner "existing") has no OVH account: its zone is not delegated.
+        delegation = [
+            ovh.domain.ZoneRecord(
+                f"{name}-{rec['role']}",
+                zone=rec["zone"],
+                subdomain=rec["subdomain"],
+                fieldtype=rec["fieldtype"],
+                target=rec["target"],
+                ttl=rec["ttl"],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for rec in delegation_records(cfg)
+        ]
+
+        self.bind9 = Bind9(
+            f"{name}-bind9",
+            Bind9Args(
+                namespace=NAMESPACE,
+                zone=zone_spec(cfg),
+                keys=keys,
+                storage_size=cfg.dns.storage_size,
+                storage_class=cfg.dns.storage_class,
+                load_balancer_ip=cfg.dns_ip,
+                depends_on=[*args.depends_on, self.namespace, *delegation],
+            ),
+            provider,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        helm_release(
-            "external-dns", "external-dns", ns.name, external_dns_values(args.config),
-            parent=self, provider=provider, depends_on=[self.bind9],
+
+        def access(key: str) -> DnsUpdateAccess:
+            return DnsUpdateAccess(
+                nameserver=f"{self.bind9.service_host}:53",
+                zone=cfg.domain.platform_zone,
+                key_name=key,
+                algorithm=cfg.dns.tsig_algorithm,
+                secret=keys[key],
+                ready=self.bind9,
+            )
+
+        self.cert_manager_access = access(CERT_MANAGER_KEY)
+        self.external_dns_access = access(EXTERNAL_DNS_KEY)
+        self.tsig_key = self.cert_manager_access.secret
+        self.tsig_secret_name = CERT_MANAGER_TSIG_SECRET
+        self.register_outputs({"zone": cfg.domain.platform_zone, "nameserver": nameserver(cfg)})
+
+    def add_external_dns(self, depends_on: Sequence[pulumi.Resource] = ()) -> k8s.helm.v3.Release:
+        """ExternalDNS publishing Services, Ingresses and Traefik IngressRoutes into the zone.
+
+        ``depends_on`` must hold what installs Traefik's CRDs: ExternalDNS's traefik-proxy source
+        waits for its informers to sync at start-up and fails without the CRDs.
+        """
+        if self.external_dns is not None:
+            raise RuntimeError("ExternalDNS was already added")
+        name, cfg, access = self._name, self._cfg, self.external_dns_access
+        opts = pulumi.ResourceOptions(
+            parent=self, provider=self._provider, depends_on=[*self._depends_on, self.namespace]
         )
-        self.register_outputs({})
+        secret = k8s.core.v1.Secret(
+            f"{name}-external-dns-tsig",
+            metadata={"name": EXTERNAL_DNS_TSIG_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
+            type="Opaque",
+            string_data={"tsig-secret": access.secret},
+            opts=opts,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-external-dns-to-bind9",
+            metadata={"name": "external-dns-to-bind9", "namespace": NAMESPACE, "labels": MANAGED_BY},
+            spec=external_dns_egress_spec(),
+            opts=opts,
+        )
+        policy = external_dns_apiserver_policy()
+        api_policy = k8s.apiextensions.CustomResource(
+            f"{name}-external-dns-to-apiserver",
+            api_version=policy["apiVersion"],
+            kind=policy["kind"],
+            metadata={**policy["metadata"], "labels": MANAGED_BY},
+            spec=policy["spec"],
+            opts=opts,  # the CRD is Cilium's: self._depends_on holds Cilium
+        )
+        self.external_dns = helm_release(
+            f"{name}-external-dns",
+            "external-dns",
+            NAMESPACE,
+            external_dns_values(cfg, self.bind9.service_host),
+            parent=self,
+            provider=self._provider,
+            depends_on=[access.ready, secret, api_policy, *depends_on],
+        )
+        return self.external_dns

@@ -322,6 +322,9 @@ class Dns(Model):
     ttl: int = Field(default=300, ge=30, le=86400)
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = "hmac-sha256"
     storage_size: Quantity = "1Gi"
+    storage_class: DnsLabel | None = Field(
+        default=None, description="StorageClass of Bind9's zone volume; the cluster default when unset."
+    )
 
 
 class Vault(Model):

@@ -93,6 +93,8 @@ def build_environment(cfg: PlatformConfig) -> Environment:
     traefik = Traefik(
         "traefik", TraefikArgs(config=cfg, depends_on=[*base, issuers]), provider
     )
+    # ExternalDNS watches Traefik's IngressRoutes: it comes once Traefik's CRDs exist.
+    dns.add_external_dns(depends_on=[traefik])
     authentik = Authentik(
         "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers]), provider
     )

@@ -31,6 +31,15 @@ def respond(token: str, args: dict[str, Any]) -> dict[str, Any]:
     return handler(args)
 
 
+# Every credential a mock provider "generates" carries this marker, so tests can look for leaks
+# of it in rendered inputs and plan files.
+SECRET_MARKER = "GENERATED-SECRET"
+
+
+def generated_secret(kind: str, name: str) -> str:
+    return f"{SECRET_MARKER}-{kind}-{name}"
+
+
 def _fake(kind: str, *parts: Any) -> str:
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:16]
     return f"offline-{kind}-{digest}"
@@ -70,26 +79,31 @@ def computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str,
 
 @computes("talos:cluster/kubeconfig:Kubeconfig")
 def _talos_kubeconfig(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"kubeconfigRaw": _fake("kubeconfig", name)}
+    return {"kubeconfigRaw": generated_secret("kubeconfig", name)}
 
 
 @computes("talos:machine/secrets:Secrets")
 def _talos_secrets(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {
-        "machineSecrets": {"certs": {"os": {"cert": _fake("os-cert", name), "key": _fake("os-key", name)}}},
+        "machineSecrets": {"certs": {"os": {"cert": _fake("os-cert", name), "key": generated_secret("os-key", name)}}},
         "clientConfiguration": {
             "caCertificate": _fake("ca", name),
             "clientCertificate": _fake("client-cert", name),
-            "clientKey": _fake("client-key", name),
+            "clientKey": generated_secret("client-key", name),
         },
     }
 
 
 @computes("random:index/randomPassword:RandomPassword")
 def _random_password(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"result": _fake("password", name)}
+    return {"result": generated_secret("password", name)}
 
 
 @computes("random:index/randomBytes:RandomBytes")
 def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"base64": _fake("bytes-b64", name), "hex": _fake("bytes-hex", name)}
+    return {"base64": generated_secret("b64", name), "hex": generated_secret("hex", name)}
+
+
+@computes("netbird:index/setupKey:SetupKey")
+def _netbird_setup_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"key": generated_secret("setupkey", name)}
