@@ -301,6 +301,11 @@ class ManagementCluster(Model):
     def _ovh_rules(self) -> ManagementCluster:
         if self.load_balancer_ips_node is not None and self.load_balancer_ips_node not in {n.hostname for n in self.nodes}:
             raise ValueError(f"loadBalancerIpsNode '{self.load_balancer_ips_node}' is not the hostname of a node")
+        if self.local_volume_disk_selector.strip() == "system_disk" and self.ephemeral_max_size is None:
+            raise ValueError(
+                "localVolumeDiskSelector 'system_disk' needs ephemeralMaxSize: Talos' /var volume would "
+                "otherwise take the whole system disk and leave no room for the local volume"
+            )
         # The OVH network firewall holds at most 20 rules per IP: the fixed ones plus two per
         # operator range (Talos API and Kubernetes API). Ref: components/ovh_server.firewall_rules.
         v4 = [r for r in self.operator_source_ranges if ipaddress.ip_network(r).version == 4]

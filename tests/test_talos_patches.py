@@ -203,6 +203,13 @@ def test_ephemeral_cap_only_when_configured():
     assert eph == {"apiVersion": "v1alpha1", "kind": "VolumeConfig", "name": "EPHEMERAL", "provisioning": {"maxSize": "300GiB"}}
 
 
+def test_local_volume_on_the_system_disk_needs_an_ephemeral_cap():
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError, match="ephemeralMaxSize"):
+        cluster_config(1, localVolumeDiskSelector="system_disk")
+
+
 def test_node_labels_merge_cluster_and_node():
     raw = base_raw()
     raw["managementCluster"]["nodeLabels"] = {"weebosi.fr/site": "gra", "tier": "infra"}
