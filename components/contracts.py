@@ -112,3 +112,30 @@ class NetbirdRoute:
     management_url: str
     setup_key: pulumi.Output[str]  # Pulumi secret
     ready: pulumi.Resource
+
+
+# --- Kubernetes API of the platform's clusters (management and tenants) -----------------------
+@dataclass(frozen=True)
+class KubernetesOidcClaims:
+    """How kube-apiserver maps an Authentik ID token to a Kubernetes user: RBAC bindings name
+    users and groups WITH these prefixes, e.g. group ``oidc:platform-admins``."""
+
+    username_claim: str = "email"
+    groups_claim: str = "groups"
+    username_prefix: str = "oidc:"
+    groups_prefix: str = "oidc:"
+
+
+KUBERNETES_OIDC = KubernetesOidcClaims()
+
+# KubePrism: Talos' node-local load balancer of the Kubernetes API, what Cilium's
+# k8sServiceHost/k8sServicePort point at on Talos (kube-proxy is disabled).
+# Ref: siderolabs/talos v1.13.9 pkg/machinery/config/generate/init.go (default port 7445).
+KUBEPRISM_HOST = "localhost"
+KUBEPRISM_PORT = 7445
+
+# The management nodes' local volume (Talos UserVolumeConfig), mounted at /var/mnt/<name>: the
+# host path local-path-provisioner serves (CDI scratch space, local-path StorageClass).
+# Ref: siderolabs/talos v1.13.9 pkg/machinery/constants/constants.go UserVolumeMountPoint.
+LOCAL_VOLUME_NAME = "local-path"
+LOCAL_VOLUME_HOST_PATH = f"/var/mnt/{LOCAL_VOLUME_NAME}"

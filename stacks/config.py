@@ -219,6 +219,9 @@ class ServerNode(Model):
     install_disk: str | None = Field(
         default=None, description="Overrides managementCluster.installDisk for this server."
     )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes node labels of this server (added to managementCluster.nodeLabels)."
+    )
 
 
 class ExistingCluster(Model):
@@ -230,6 +233,10 @@ class ExistingCluster(Model):
         description="Environment variable holding the kubeconfig file path or content.",
     )
     context: str | None = None
+
+
+# OVH network firewall: 20 rules per IP; 9 fixed permits, one final deny, two per operator range.
+MAX_OPERATOR_RANGES = 5
 
 
 class ManagementCluster(Model):
@@ -260,6 +267,27 @@ class ManagementCluster(Model):
     )
     cdi_scratch_volume_size: Quantity = "100Gi"
     existing: ExistingCluster | None = None
+    local_volume_disk_selector: str = Field(
+        default="!system_disk",
+        min_length=1,
+        description="Talos CEL disk selector of the local volume (CDI scratch space, local-path); "
+        "'system_disk' also needs ephemeralMaxSize so that /var leaves room for it.",
+    )
+    ephemeral_max_size: Quantity | None = Field(
+        default=None, description="Caps Talos' EPHEMERAL (/var) volume; unset: it grows to fill the system disk."
+    )
+    node_labels: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes node labels of every management node."
+    )
+    load_balancer_ips_node: DnsLabel | None = Field(
+        default=None,
+        description="Hostname of the server the loadBalancerIps blocks are routed to; defaults to the first control plane.",
+    )
+    vpn_udp_port: int = Field(
+        default=51820, ge=1, le=65535,
+        description="UDP port of the NetBird (WireGuard) peer, kept open on the OVH network firewall.",
+    )
+    dns_ttl: int = Field(default=300, ge=60, le=86400, description="TTL of the endpoint and node A records at OVH.")
 
     @field_validator("system_extensions")
     @classmethod
@@ -268,6 +296,25 @@ class ManagementCluster(Model):
             if not re.match(r"^siderolabs/[a-z0-9-]+$", ext):
                 raise ValueError(f"'{ext}' is not an official Talos extension name such as 'siderolabs/intel-ucode'")
         return v
+
+    @model_validator(mode="after")
+    def _ovh_rules(self) -> ManagementCluster:
+        if self.load_balancer_ips_node is not None and self.load_balancer_ips_node not in {n.hostname for n in self.nodes}:
+            raise ValueError(f"loadBalancerIpsNode '{self.load_balancer_ips_node}' is not the hostname of a node")
+        if self.local_volume_disk_selector.strip() == "system_disk" and self.ephemeral_max_size is None:
+            raise ValueError(
+                "localVolumeDiskSelector 'system_disk' needs ephemeralMaxSize: Talos' /var volume would "
+                "otherwise take the whole system disk and leave no room for the local volume"
+            )
+        # The OVH network firewall holds at most 20 rules per IP: the fixed ones plus two per
+        # operator range (Talos API and Kubernetes API). Ref: components/ovh_server.firewall_rules.
+        v4 = [r for r in self.operator_source_ranges if ipaddress.ip_network(r).version == 4]
+        if len(v4) > MAX_OPERATOR_RANGES:
+            raise ValueError(
+                f"{len(v4)} IPv4 operatorSourceRanges; the OVH network firewall (20 rules per IP) admits at most "
+                f"{MAX_OPERATOR_RANGES}: merge them into wider ranges"
+            )
+        return self
 
     @property
     def control_planes(self) -> list[ServerNode]:

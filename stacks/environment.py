@@ -56,6 +56,7 @@ def build_environment(cfg: PlatformConfig) -> Environment:
                 # included: Authentik's issuer string, byte for byte).
                 oidc_issuer_url=authentik_issuer_url(cfg, mc.name),
                 oidc_client_id=mc.name,
+                dns_zone=cfg.domain.parent_zone,
             ),
         )
         kubeconfig = cluster.kubeconfig

@@ -107,3 +107,49 @@ def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 @computes("netbird:index/setupKey:SetupKey")
 def _netbird_setup_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"key": generated_secret("setupkey", name)}
+
+# Ref: terraform-provider-talos v0.11.0 pkg/talos/talos_image_factory_urls_data_source.go and
+# talos v1.13.9 pkg/machinery/platforms/platforms.go (DiskImageSuffix per platform).
+_FACTORY = "https://factory.talos.dev"
+_DISK_IMAGE_SUFFIX = {"metal": "raw.zst", "openstack": "raw.xz", "nocloud": "raw.xz"}
+
+
+@handles("talos:imageFactory/getUrls:getUrls")
+def _talos_image_factory_urls(args: dict[str, Any]) -> dict[str, Any]:
+    schematic_id = args["schematicId"]
+    version = "v" + str(args["talosVersion"]).removeprefix("v")
+    arch = args.get("architecture") or "amd64"
+    platform = args.get("platform") or ""
+    host = _FACTORY.removeprefix("https://")
+    image = f"{_FACTORY}/image/{schematic_id}/{version}"
+    if platform:
+        suffix = _DISK_IMAGE_SUFFIX.get(platform)
+        if suffix is None:
+            raise NotImplementedError(f"getUrls: no offline answer for platform {platform!r}: add its disk image suffix")
+        urls = {
+            "installer": f"{host}/{platform}-installer/{schematic_id}:{version}",
+            "installerSecureboot": f"{host}/{platform}-installer-secureboot/{schematic_id}:{version}",
+            "diskImage": f"{image}/{platform}-{arch}.{suffix}",
+            "diskImageSecureboot": f"{image}/{platform}-{arch}-secureboot.{suffix}",
+            "iso": f"{image}/{platform}-{arch}.iso",
+            "isoSecureboot": f"{image}/{platform}-{arch}-secureboot.iso",
+            "kernel": f"{image}/kernel-{arch}",
+            "kernelCommandLine": f"{image}/cmdline-{platform}-{arch}",
+            "initramfs": f"{image}/initramfs-{arch}.xz",
+            "pxe": f"https://pxe.{host}/pxe/{schematic_id}/{version}/{platform}-{arch}",
+            "uki": f"{image}/{platform}-{arch}-secureboot-uki.efi",
+        }
+    else:  # single-board computers
+        urls = {key: "" for key in ("installerSecureboot", "diskImageSecureboot", "iso", "isoSecureboot",
+                                     "kernel", "kernelCommandLine", "initramfs", "pxe", "uki")}
+        urls["installer"] = f"{host}/metal-installer/{schematic_id}:{version}"
+        urls["diskImage"] = f"{image}/metal-arm64.raw.xz"
+    return {
+        "architecture": arch,
+        "id": f"{schematic_id}-{version}-{platform or args.get('sbc', '')}",
+        "platform": platform,
+        "sbc": args.get("sbc", ""),
+        "schematicId": schematic_id,
+        "talosVersion": version,
+        "urls": urls,
+    }
