@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.argocd import ArgoCD, ArgoCDArgs
 from components.authentik import Authentik, AuthentikArgs
-from components.contracts import authentik_issuer_url
+from components.contracts import DnsUpdateAccess, authentik_issuer_url
 from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
 from components.cluster_api import ClusterApi, ClusterApiArgs
@@ -89,10 +89,23 @@ def build_environment(cfg: PlatformConfig) -> Environment:
     cert_manager = CertManager("cert-manager", CertManagerArgs(config=cfg, depends_on=base), provider)
     dns = PlatformDns("dns", PlatformDnsArgs(config=cfg, depends_on=base), provider)
     # ACME DNS-01 solves against Bind9 with its TSIG key: issuers wait for Bind9.
-    issuers = cert_manager.add_issuers(dns.tsig_secret_name, dns.tsig_key, dns.bind9)
-    traefik = Traefik(
-        "traefik", TraefikArgs(config=cfg, depends_on=[*base, issuers]), provider
+    # Interim until PlatformDns hands out a DnsUpdateAccess itself (DNS helper's change).
+    dns_access = DnsUpdateAccess(
+        nameserver="bind9.dns.svc.cluster.local:53",
+        zone=cfg.domain.platform_zone,
+        key_name="cert-manager",
+        algorithm=cfg.dns.tsig_algorithm,
+        secret=dns.tsig_key,
+        ready=dns.bind9,
     )
+    issuers = cert_manager.add_issuers(dns_access)
+    traefik = Traefik(
+        "traefik",
+        TraefikArgs(config=cfg, depends_on=base, certificate_depends_on=[cert_manager.release, issuers]),
+        provider,
+    )
+    # Hubble UI's IngressRoute needs Traefik's CRDs and forward-auth Middleware.
+    cilium.expose_hubble_ui([traefik.release, traefik.middleware])
     authentik = Authentik(
         "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers]), provider
     )
