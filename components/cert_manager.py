@@ -216,9 +216,8 @@ class ClusterIssuers(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=TSIG_SECRET_NAME, namespace=NAMESPACE, labels=MANAGED_BY),
             type="Opaque",
             string_data={TSIG_SECRET_KEY: pulumi.Output.secret(access.secret)},
-            opts=pulumi.ResourceOptions.merge(
-                opts(ns), pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
-            ),
+            # pulumi-kubernetes marks a Secret's data/stringData as additional secret outputs itself.
+            opts=opts(ns),
         )
         [dns_policy] = netpol.apply(f"{name}-netpol", [dns_update_policy(access)], provider, parent=self, depends_on=[ns])
         ready = [cert_manager.release, access.ready, self.tsig_secret, dns_policy]

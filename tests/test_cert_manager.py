@@ -151,6 +151,7 @@ def test_tsig_key_is_a_secret_end_to_end(tmp_path):
     secret = m.named("cert-manager-issuers-tsig")
     assert secret.input("metadata", "namespace") == cm.NAMESPACE
     assert contains_secret(secret.inputs["stringData"])
+    assert set(secret.additional_secret_outputs) >= {"data", "stringData"}
     assert secret.input("stringData") == {cm.TSIG_SECRET_KEY: TSIG_PLAINTEXT}
     # Nowhere else: not in Helm values, not in an issuer, not in the written plan.
     for reg in m.registrations.values():
