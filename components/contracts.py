@@ -74,6 +74,9 @@ class DnsUpdateAccess:
     algorithm: str  # e.g. "hmac-sha256"
     secret: pulumi.Output[str]  # base64 TSIG secret (Pulumi secret)
     ready: pulumi.Resource  # wait for this before using the key (Bind9 serving the zone)
+    # The port the server's pods listen on: network policies see the address after the Service's
+    # translation, so egress rules must name this port, not the Service's 53.
+    pod_port: int | None = None
 
 
 # Authentik's embedded/managed outpost for forward-auth, and the Traefik middleware that calls it.

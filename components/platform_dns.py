@@ -255,6 +255,7 @@ class PlatformDns(pulumi.ComponentResource):
                 algorithm=cfg.dns.tsig_algorithm,
                 secret=keys[key],
                 ready=self.bind9,
+                pod_port=BIND9_POD_PORT,
             )
 
         self.cert_manager_access = access(CERT_MANAGER_KEY)

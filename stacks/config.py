@@ -14,7 +14,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pulumi
 from pydantic import (
@@ -343,6 +343,50 @@ class Cilium(Model):
     tenant_mtu: int = Field(
         default=1350, ge=1200, le=1500, description="MTU inside tenant VMs (nested encapsulation)."
     )
+    mtu: int | None = Field(
+        default=None,
+        ge=1280,
+        le=9216,
+        description="MTU of the nodes' underlay NIC (Cilium chart key 'MTU'); unset: Cilium auto-detects it "
+        "(1500 on OVH public interfaces). Pods get this minus the tunnel overhead.",
+    )
+    k8s_service_host: str | None = Field(
+        default=None,
+        alias="k8sServiceHost",
+        min_length=1,
+        description="API server address Cilium's kube-proxy replacement talks to. Unset: 'localhost' "
+        "(KubePrism) with provisioner ovh-talos; with provisioner existing, unset keeps the cluster's "
+        "kube-proxy (no kube-proxy replacement, no L2 announcements).",
+    )
+    k8s_service_port: int | None = Field(
+        default=None,
+        alias="k8sServicePort",
+        ge=1,
+        le=65535,
+        description="Port of k8sServiceHost. Unset: 7445 (KubePrism) with ovh-talos, 6443 otherwise.",
+    )
+
+    # Ref: cilium pkg/mtu/mtu.go TunnelOverheadIPv4 = 50 (outer IPv4 + UDP + VXLAN/Geneve header +
+    # inner Ethernet); the configured MTU is the underlay MTU, pods get MTU - overhead.
+    TUNNEL_OVERHEAD: ClassVar[int] = 50
+    DEFAULT_UNDERLAY_MTU: ClassVar[int] = 1500
+
+    @property
+    def pod_mtu(self) -> int:
+        """MTU of management-cluster pods, hence of the NIC of every tenant VM (KubeVirt pod network)."""
+        return (self.mtu or self.DEFAULT_UNDERLAY_MTU) - self.TUNNEL_OVERHEAD
+
+    @model_validator(mode="after")
+    def _tenant_mtu_fits(self) -> Cilium:
+        # Tenant pods are encapsulated twice: by the tenant's own CNI inside the VM, then by the
+        # management cluster's tunnel. The tenant MTU plus the inner tunnel must fit the VM NIC.
+        budget = self.pod_mtu - self.TUNNEL_OVERHEAD
+        if self.tenant_mtu > budget:
+            raise ValueError(
+                f"tenantMtu {self.tenant_mtu} does not fit: VM NIC MTU {self.pod_mtu} minus the tenant's "
+                f"own tunnel overhead ({self.TUNNEL_OVERHEAD}) leaves {budget}; lower tenantMtu or raise mtu"
+            )
+        return self
 
 
 class CertManager(Model):

@@ -90,10 +90,14 @@ def build_environment(cfg: PlatformConfig) -> Environment:
     cert_manager = CertManager("cert-manager", CertManagerArgs(config=cfg, depends_on=base), provider)
     dns = PlatformDns("dns", PlatformDnsArgs(config=cfg, depends_on=base), provider)
     # ACME DNS-01 solves against Bind9 with its TSIG key: issuers wait for Bind9.
-    issuers = cert_manager.add_issuers(dns.tsig_secret_name, dns.tsig_key, dns.bind9)
+    issuers = cert_manager.add_issuers(dns.cert_manager_access)
     traefik = Traefik(
-        "traefik", TraefikArgs(config=cfg, depends_on=[*base, issuers]), provider
+        "traefik",
+        TraefikArgs(config=cfg, depends_on=base, certificate_depends_on=[cert_manager.release, issuers]),
+        provider,
     )
+    # Hubble UI's IngressRoute needs Traefik's CRDs and forward-auth Middleware.
+    cilium.expose_hubble_ui([traefik.release, traefik.middleware])
     # ExternalDNS watches Traefik's IngressRoutes: it comes once Traefik's CRDs exist.
     dns.add_external_dns(depends_on=[traefik])
     authentik = Authentik(
