@@ -70,7 +70,9 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
         "resources": {"manager": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                   "limits": {"cpu": "500m", "memory": "512Mi"}}},
         # Restricted Pod Security: the chart has no pod-level securityContext value, the
-        # container-level one satisfies the profile.
+        # container-level one satisfies the profile (the image runs as uid 65532, Dockerfile @
+        # v0.28.0). The root filesystem stays writable: the embedded clusterctl library may
+        # write its config/cache directory.
         "containerSecurityContext": {"manager": {
             "allowPrivilegeEscalation": False,
             "runAsNonRoot": True,
