@@ -117,3 +117,23 @@ BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20"
 # Ref: netbirdio/kubernetes-operator@627e388 pkg/version/version.go (NetbirdClientImage).
 # renovate: datasource=docker depName=ghcr.io/netbirdio/netbird
 NETBIRD_CLIENT_IMAGE = "ghcr.io/netbirdio/netbird:0.74.7@sha256:b63f4c1584118aeebacfdfd841f0351122a53fccac182b4c43be428c2c9a6b73"
+
+# --- Release manifests installed at deploy time (pinned by version AND content) -------------------
+# The operator manifests are fetched by `components.release_manifest` during `pulumi up` and applied
+# only when their sha256 matches these pins. Upstream publishes no checksum file for these assets;
+# the values were computed from the release assets and cross-checked against independent pins
+# (KubeVirt: tym83/kubepkg-recipes recipes/kubevirt/recipe.yaml, and a byte-identical vendored copy
+# in AlinaNova21/home-ops; CDI: the vendored, unmodified copy in AlinaNova21/home-ops
+# kubernetes/kubevirt/core/app/cdi-operator-v1.66.0.yaml, 5807 lines). Bump with the version.
+# renovate: datasource=github-release-attachments depName=kubevirt/kubevirt digestVersion=v1.9.0
+KUBEVIRT_OPERATOR_SHA256 = "f11307caafc3c23ffedf9887d8beb5a4419e2694da242fa68f63d1ec820de2e0"
+# renovate: datasource=github-release-attachments depName=kubevirt/containerized-data-importer digestVersion=v1.66.0
+CDI_OPERATOR_SHA256 = "f81f2730f3404649196e9777b67a3c69fd6ea5d9eb60775dfd97ac90d2edf8e7"
+
+# --- local-path-provisioner (CDI scratch space, kubevirt-csi infra volumes) ------------------------
+# Manifests rendered by components/local_storage.py from deploy/local-path-storage.yaml @ v0.0.37
+# (rancher/local-path-provisioner 49b2be8e). Digests as pinned by several public repos (2026-08).
+# renovate: datasource=docker depName=docker.io/rancher/local-path-provisioner
+LOCAL_PATH_PROVISIONER_IMAGE = "docker.io/rancher/local-path-provisioner:v0.0.37@sha256:e757967a5ec338f6a9b371c5a9688bedaa8c3578ea3dd4db329ea0084be0a86f"  # noqa: E501
+# renovate: datasource=docker depName=docker.io/library/busybox
+LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:1.37.0@sha256:9db7b59979c38555a39def84a31fb98b5296952f9e3afd4f6f11f05b07adfab0"  # noqa: E501

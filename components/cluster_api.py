@@ -1,4 +1,12 @@
-"""Cluster API through the cluster-api-operator: core, KubeVirt infrastructure, Talos providers."""
+"""Cluster API through the cluster-api-operator: core, KubeVirt infrastructure (CAPK), Talos
+bootstrap (CABPT) and Talos control plane (CACPPT), pinned to one set that works together
+(versions.py; the tenant Talos/Kubernetes matrix it supports is versions.TENANT_VERSION_MATRIX,
+enforced by config validation).
+
+The chart installs the operator only (its webhook certificate comes from cert-manager, so
+cert-manager comes first); the four provider CRs are created here, each in its own namespace as
+the operator docs do (capi-system, ...), and each waits until the operator reports it Ready.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +17,147 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.common import helm_release
+import versions
+from components import network_access
+from components.common import MANAGED_BY, helm_release
+from components.contracts import TALOS_API_PORT, TENANT_API_PORT
+from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig
 
 NAMESPACE = "capi-operator-system"
+OPERATOR_API = "operator.cluster.x-k8s.io/v1alpha2"
+WEBHOOK_PORT = 9443  # operator and providers serve their webhooks here (controller-runtime default)
+
+
+@dataclass(frozen=True)
+class Provider:
+    kind: str
+    name: str  # clusterctl provider name: resolves the built-in fetch configuration
+    namespace: str
+    version: str
+    reaches_tenants: bool  # talks to the tenant clusters' API servers / Talos API
+
+
+# Names and fetch configuration: the operator applies clusterctl's embedded provider list when
+# spec.fetchConfig is not set (docs/book/src/03_topics/01_capi-providers-lifecycle/
+# 01_installing-provider.md @ v0.28.0). That list (sigs.k8s.io/cluster-api
+# cmd/clusterctl/client/config/providers_client.go, v1.12.10 in the operator's go.mod) holds
+# "cluster-api" (core), "kubevirt" (infrastructure, kubernetes-sigs/cluster-api-provider-kubevirt),
+# "talos" (bootstrap, siderolabs/cluster-api-bootstrap-provider-talos) and "talos" (control plane,
+# siderolabs/cluster-api-control-plane-provider-talos): no fetchConfig is needed.
+# The operator accepts providers of the v1beta1 and v1beta2 contracts (internal/controller/
+# phase_load.go @ v0.28.0), so core v1.14 (v1beta2) installs beside CAPK/CABPT/CACPPT (v1beta1).
+PROVIDERS: tuple[Provider, ...] = (
+    Provider("CoreProvider", "cluster-api", "capi-system", versions.CAPI_CORE_VERSION, True),
+    Provider("InfrastructureProvider", "kubevirt", "capk-system", versions.CAPK_VERSION, True),
+    Provider("BootstrapProvider", "talos", "cabpt-system", versions.CABPT_VERSION, False),
+    Provider("ControlPlaneProvider", "talos", "cacppt-system", versions.CACPPT_VERSION, True),
+)
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:
-    return {}
+    """Helm values of cluster-api-operator 0.28.0 (hack/charts/cluster-api-operator/values.yaml)."""
+    return {
+        # Providers are CRs of this component (they must wait for the operator, and for
+        # KubeVirt in the case of CAPK); the chart's own provider sections stay empty.
+        "core": {},
+        "bootstrap": {},
+        "controlPlane": {},
+        "infrastructure": {},
+        "replicaCount": 1,
+        "leaderElection": {"enabled": True},
+        "resources": {"manager": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                  "limits": {"cpu": "500m", "memory": "512Mi"}}},
+        # Restricted Pod Security: the chart has no pod-level securityContext value, the
+        # container-level one satisfies the profile (the image runs as uid 65532, Dockerfile @
+        # v0.28.0). The root filesystem stays writable: the embedded clusterctl library may
+        # write its config/cache directory.
+        "containerSecurityContext": {"manager": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }},
+    }
+
+
+def provider_cr(p: Provider) -> dict[str, Any]:
+    return {
+        "apiVersion": OPERATOR_API,
+        "kind": p.kind,
+        "metadata": {
+            "name": p.name,
+            "namespace": p.namespace,
+            "labels": dict(MANAGED_BY),
+            # Ready: the provider's deployment is available (internal/controller/healthcheck).
+            "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+        },
+        "spec": {"version": p.version},
+    }
+
+
+def operator_policies() -> list[dict[str, Any]]:
+    return [
+        network_access.apiserver_egress(NAMESPACE),
+        network_access.apiserver_webhook_ingress(NAMESPACE, [WEBHOOK_PORT]),
+        # The operator downloads provider components and metadata from GitHub releases.
+        network_access.world_egress(NAMESPACE, [443]),
+    ]
+
+
+def provider_policies(p: Provider) -> list[dict[str, Any]]:
+    out = [
+        network_access.apiserver_egress(p.namespace),
+        network_access.apiserver_webhook_ingress(p.namespace, [WEBHOOK_PORT]),
+    ]
+    if p.reaches_tenants:
+        out.append(network_access.egress_to_tenants(p.namespace, [TENANT_API_PORT, TALOS_API_PORT]))
+    return out
 
 
 @dataclass(frozen=True)
 class ClusterApiArgs:
     config: PlatformConfig
-    depends_on: Sequence[pulumi.Resource] = ()
+    depends_on: Sequence[pulumi.Resource] = ()  # cert-manager (webhook certificates), virtualization
 
 
 class ClusterApi(pulumi.ComponentResource):
-    def __init__(self, name: str, args: ClusterApiArgs, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None):
+    release: k8s.helm.v3.Release
+    providers: dict[str, k8s.apiextensions.CustomResource]
+
+    def __init__(self, name: str, args: ClusterApiArgs, provider: k8s.Provider,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:clusters:ClusterApi", name, None, opts)
         ns = PlatformNamespace(
             f"{name}-namespace", PlatformNamespaceArgs(name=NAMESPACE, depends_on=args.depends_on),
             provider, opts=pulumi.ResourceOptions(parent=self),
         )
-        helm_release(name, "cluster-api-operator", ns.name, values(args.config), parent=self, provider=provider, depends_on=[ns])
-        self.register_outputs({})
+        in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
+        for obj in operator_policies():
+            register(f"{name}-{obj['metadata']['name']}", obj, in_ns)
+        self.release = helm_release(
+            name, "cluster-api-operator", ns.name, values(args.config),
+            parent=self, provider=provider, depends_on=[ns, *args.depends_on],
+        )
+        self.providers = {}
+        for p in PROVIDERS:
+            short = p.namespace.removesuffix("-system")
+            # Provider pods: baseline (Talos' default); their manifests come from each
+            # provider's release and are not all verified against 'restricted'.
+            pns = PlatformNamespace(
+                f"{name}-{short}-namespace",
+                PlatformNamespaceArgs(name=p.namespace, pod_security="baseline", depends_on=args.depends_on),
+                provider, opts=pulumi.ResourceOptions(parent=self),
+            )
+            p_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[pns])
+            for obj in provider_policies(p):
+                register(f"{name}-{short}-{obj['metadata']['name']}", obj, p_opts)
+            self.providers[p.kind] = register(
+                f"{name}-{short}", provider_cr(p),
+                pulumi.ResourceOptions(
+                    parent=self, provider=provider, depends_on=[pns, self.release, *args.depends_on],
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
+                ),
+            )
+        self.register_outputs({"namespace": ns.name})

@@ -142,3 +142,73 @@ KUBEPRISM_PORT = 7445
 # Ref: siderolabs/talos v1.13.9 pkg/machinery/constants/constants.go UserVolumeMountPoint.
 LOCAL_VOLUME_NAME = "local-path"
 LOCAL_VOLUME_HOST_PATH = f"/var/mnt/{LOCAL_VOLUME_NAME}"
+
+
+# --- Node-local storage of the management cluster ------------------------------------------------
+# The Talos UserVolumeConfig named LOCAL_PATH_VOLUME is mounted at /var/mnt/<name>
+# (Ref: siderolabs/talos v1.13.9 pkg/machinery/config/types/block/user_volume_config.go); the
+# management-cluster component declares it (size: managementCluster.cdiScratchVolumeSize) and
+# local-path-provisioner (components/local_storage.py) keeps its volumes in LOCAL_PATH_HOST_DIR.
+LOCAL_PATH_VOLUME = "local-path"
+LOCAL_PATH_HOST_DIR = f"/var/mnt/{LOCAL_PATH_VOLUME}"
+LOCAL_PATH_STORAGE_CLASS = "local-path"  # CDI scratch space and kubevirt-csi infra volumes
+
+# Label every tenant namespace carries (components/tenant_cluster.py). Platform services select
+# tenant namespaces by it in network policies (e.g. ArgoCD and Cluster API reach tenant APIs).
+TENANT_NAMESPACE_LABEL = "weebo.io/tenant"
+TENANT_API_PORT = 6443  # tenant kube-apiserver (VM pods in the tenant namespace)
+TALOS_API_PORT = 50000  # Talos apid of tenant nodes (CACPPT)
+
+
+# --- ArgoCD: what the tenant component needs to register a cluster -------------------------------
+# Ref: argo-cd docs/operator-manual/declarative-setup.md "Clusters": a Secret in ArgoCD's namespace
+# labelled argocd.argoproj.io/secret-type=cluster with name, server, config (JSON) and optionally
+# project / namespaces / clusterResources.
+ARGOCD_CLUSTER_SECRET_LABELS = {"argocd.argoproj.io/secret-type": "cluster"}
+
+
+@dataclass(frozen=True)
+class ArgoCDAccess:
+    """Where and when a tenant can register itself with ArgoCD."""
+
+    namespace: str  # cluster Secrets, AppProjects and Applications go here
+    ready: pulumi.Resource  # wait for this (the Helm release: CRDs and controllers)
+    url: str
+    platform_project: str  # AppProject of the management cluster's own apps
+
+
+def argocd_cluster_secret_data(
+    name: str,
+    server: pulumi.Input[str],
+    *,
+    ca_data: pulumi.Input[str],
+    cert_data: pulumi.Input[str] | None = None,
+    key_data: pulumi.Input[str] | None = None,
+    bearer_token: pulumi.Input[str] | None = None,
+    project: str | None = None,
+) -> dict[str, pulumi.Input[str]]:
+    """``string_data`` of an ArgoCD cluster Secret. ``ca_data``/``cert_data``/``key_data`` are the
+    base64 PEM values of a kubeconfig (``certificate-authority-data``...). ``config`` is a Pulumi
+    secret: it carries the client key or token. Use with ``metadata.labels=ARGOCD_CLUSTER_SECRET_LABELS``."""
+    if (cert_data is None) != (key_data is None):
+        raise ValueError("cert_data and key_data go together")
+    if cert_data is None and bearer_token is None:
+        raise ValueError("a cluster needs client certificates or a bearer token")
+
+    import json  # local: this file is append-only for its many authors
+
+    def render(args: list[str | None]) -> str:
+        ca, cert, key, token = args
+        tls: dict[str, object] = {"insecure": False, "caData": ca}
+        if cert is not None:
+            tls.update(certData=cert, keyData=key)
+        config: dict[str, object] = {"tlsClientConfig": tls}
+        if token is not None:
+            config["bearerToken"] = token
+        return json.dumps(config, sort_keys=True)
+
+    config = pulumi.Output.secret(pulumi.Output.all(ca_data, cert_data, key_data, bearer_token).apply(render))
+    data: dict[str, pulumi.Input[str]] = {"name": name, "server": server, "config": config}
+    if project is not None:
+        data["project"] = project
+    return data

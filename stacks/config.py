@@ -455,8 +455,16 @@ class GitRepository(Model):
 
 
 class ArgoCD(Model):
-    ha: bool = True
+    ha: bool = Field(
+        default=True,
+        description="Redis HA, 2 API servers, 2 repo servers, 2 ApplicationSet controllers.",
+    )
     repositories: list[GitRepository] = Field(default_factory=list)
+    default_role: Literal["", "role:readonly"] = Field(
+        default="",
+        description="ArgoCD role of a logged-in user in no mapped group: '' (none, least privilege) "
+        "or 'role:readonly'.",
+    )
 
 
 class NetbirdPolicy(Model):
@@ -477,7 +485,15 @@ class Netbird(Model):
 
 class KubeVirt(Model):
     use_emulation: bool = Field(default=False, description="Only for hosts without VT-x/AMD-V (CI, nested labs).")
-    cdi_scratch_storage_class: DnsLabel = "local-path"
+    cdi_scratch_storage_class: DnsLabel = Field(
+        default="local-path",
+        description="StorageClass of CDI's scratch space; 'local-path' is provided by the platform.",
+    )
+    local_path_provisioner: bool | None = Field(
+        default=None,
+        description="Deploy local-path-provisioner (StorageClass 'local-path') on the Talos user volume; "
+        "defaults to true with provisioner 'ovh-talos' and false on an existing cluster.",
+    )
 
 
 class ClusterApi(Model):

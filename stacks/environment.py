@@ -114,7 +114,12 @@ def build_environment(cfg: PlatformConfig) -> Environment:
         provider,
     )
     netbird = Netbird("netbird", NetbirdArgs(config=cfg, depends_on=base), provider)
-    virtualization = Virtualization("virtualization", VirtualizationArgs(config=cfg, depends_on=base), provider)
+    virtualization = Virtualization(
+        "virtualization",
+        VirtualizationArgs(config=cfg, kubeconfig=kubeconfig, depends_on=base,
+                           kube_context=mc.existing.context if mc.existing else None),
+        provider,
+    )
     cluster_api = ClusterApi(
         "cluster-api", ClusterApiArgs(config=cfg, depends_on=[cert_manager, virtualization]), provider
     )

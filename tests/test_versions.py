@@ -14,12 +14,12 @@ PIN = re.compile(r'^([A-Z0-9_]+) = "([^"]+)"', re.M)
 def test_every_pin_has_a_renovate_marker_that_renovate_reads():
     lines = (ROOT / "versions.py").read_text().splitlines()
     manager = json.loads((ROOT / "renovate.json").read_text())["customManagers"][0]
-    pattern = re.compile(manager["matchStrings"][0].replace("(?<", "(?P<"))
+    patterns = [re.compile(m.replace("(?<", "(?P<")) for m in manager["matchStrings"]]
     pins = [i for i, line in enumerate(lines) if PIN.match(line)]
     assert len(pins) >= 10
     for i in pins:
         assert lines[i - 1].startswith("# renovate: datasource="), f"no renovate marker above: {lines[i]}"
-        assert pattern.search(lines[i - 1] + "\n" + lines[i]), f"renovate cannot read: {lines[i]}"
+        assert any(p.search(lines[i - 1] + "\n" + lines[i]) for p in patterns), f"renovate cannot read: {lines[i]}"
 
 
 def test_versions_are_exact():
