@@ -642,8 +642,12 @@ def check_stack(rule: Rule, records: Sequence[Mapping[str, Any]], outputs: Mappi
 
 
 def evaluate(doc: Mapping[str, Any], context: Mapping[str, Any] | None = None,
-             rules: Iterable[Rule] = RULES) -> list[Violation]:
-    """Every violation of a plan document ({"resources": [...], "outputs": {...}}), sorted."""
+             rules: Iterable[Rule] | None = None) -> list[Violation]:
+    """Every violation of a plan document ({"resources": [...], "outputs": {...}}), sorted.
+
+    ``rules`` defaults to :data:`RULES`.
+    """
+    rules = RULES if rules is None else rules
     records = [r for r in doc.get("resources", []) if isinstance(r, Mapping)]
     outputs = doc.get("outputs") or {}
     out: list[Violation] = []
@@ -719,7 +723,9 @@ def secret_leaks(secret_values: Iterable[str], files: Mapping[str, str]) -> list
 def report(violations: Sequence[Violation]) -> dict[str, Any]:
     """The policy.json document."""
     return {
-        "rules": [{"id": r.id, "description": r.description, "mandatory": r.mandatory} for r in RULES],
+        "rules": [{"id": r.id, "description": r.description, "mandatory": r.mandatory} for r in RULES]
+        + [{"id": "no-secret-in-plan-files", "description": "No Pulumi secret value appears in the plan files.",
+            "mandatory": True}],
         "violations": [v.to_dict() for v in violations],
         "mandatoryViolations": len(mandatory(violations)),
     }

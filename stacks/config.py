@@ -681,15 +681,21 @@ _CREDENTIAL_KEYS = {
 }
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-]+$")
+
+
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    """A config path as ``pulumi config set --path`` takes it; odd keys as ``["key"]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and part.startswith("function-"):
             continue
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
+        else:
+            out += f"[{json.dumps(str(part))}]"
     return out
 
 
@@ -801,7 +807,8 @@ def parse_config(
     fields = {f.alias or n: n for n, f in PlatformConfig.model_fields.items()}
     for key in sorted(raw):
         if key not in fields:
-            problems.append(ConfigProblem(path=key, problem="unknown key", hint=_spelling_hint(key, fields)))
+            problems.append(ConfigProblem(path=_loc_to_path((key,)), problem="unknown key",
+                                          hint=_spelling_hint(key, fields)))
 
     parsed: dict[str, Any] = {}
     for alias, name in fields.items():
