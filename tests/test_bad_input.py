@@ -90,8 +90,7 @@ def test_clear_secret_is_not_echoed_in_the_error():
 # The command line: exit code 2, the path on stderr, no traceback, nothing written.
 # ---------------------------------------------------------------------------------------------
 
-CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret",
-             "overlap-two-tenants", "capacity-memory"]
+CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret"]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -473,3 +475,16 @@ def test_pack_context_reads_allow_reinstall_from_stack_config():
     cfg = {"weebo-platform:managementCluster": json.dumps({"allowReinstall": True})}
     assert pack.context_from_config(cfg) == {"allowReinstall": True}
     assert pack.context_from_config({"weebo-platform:managementCluster": "not json"}) == {"allowReinstall": False}
+
+
+def test_pack_entry_point_starts_and_announces_its_port():
+    """What the engine runs (inside policy/): the pack serves gRPC and prints its port."""
+    policy_dir = Path(__file__).resolve().parent.parent / "policy"
+    proc = subprocess.Popen([sys.executable, "__main__.py"], cwd=policy_dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.isdigit() and int(line) > 0, (line, proc.stderr.read() if proc.poll() is not None else "")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
