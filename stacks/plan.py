@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         err.print(str(exc), markup=False)
         return 2
+    except yaml.YAMLError as exc:
+        err.print(f"Pulumi.{args.stack}.yaml is not valid YAML; nothing was deployed.\n{exc}", markup=False)
+        return 2
 
     out = args.out or ROOT / "build" / "plan" / args.stack
     doc = write_plan(result, out)

@@ -122,3 +122,12 @@ def test_command_line_rejects_bad_stack_files(project_copy: Path):
         assert "fix:" in err
         assert "Traceback" not in out + err
         assert not (project_copy / "build" / "plan" / stack).exists()
+
+
+def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
+    (project_copy / "Pulumi.broken.yaml").write_text("config:\n  weebo-platform:domain: {parentZone: [\n")
+    proc = subprocess.run([sys.executable, "-m", "stacks.plan", "broken", "--quiet"], cwd=project_copy,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "not valid YAML" in proc.stderr and "line 3" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
