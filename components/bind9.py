@@ -206,7 +206,7 @@ def statefulset_spec(
                         "securityContext": _restricted_container_security(),
                         "resources": {
                             "requests": {"cpu": "10m", "memory": "16Mi"},
-                            "limits": {"memory": "32Mi"},
+                            "limits": {"cpu": "100m", "memory": "32Mi"},
                         },
                         "volumeMounts": [
                             *mounts_common,
@@ -228,7 +228,7 @@ def statefulset_spec(
                         "securityContext": _restricted_container_security(),
                         "resources": {
                             "requests": {"cpu": "50m", "memory": "64Mi"},
-                            "limits": {"memory": "256Mi"},
+                            "limits": {"cpu": "1", "memory": "256Mi"},
                         },
                         "startupProbe": {
                             "tcpSocket": {"port": "dns-tcp"},

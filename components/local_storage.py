@@ -54,7 +54,7 @@ def helper_pod() -> dict[str, Any]:
                 "name": "helper-pod",
                 "image": versions.LOCAL_PATH_HELPER_IMAGE,
                 "imagePullPolicy": "IfNotPresent",
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
             }],
         },
     }
@@ -132,7 +132,7 @@ def manifests() -> list[dict[str, Any]]:
                             {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"},
                             {"name": "HEALTH_PORT", "value": "8080"},
                         ],
-                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
                         "securityContext": drop_all,
                         "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/config/"},
                                          {"name": "tmp", "mountPath": "/tmp"}],

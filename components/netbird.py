@@ -156,7 +156,7 @@ def routing_peer_manifests(
                                 "cp /etc/resolv.conf /tmp/resolv.conf.original.netbird",
                             ],
                             "securityContext": {**dropped, "runAsNonRoot": True, "runAsUser": 65534},
-                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
                             "volumeMounts": [{"name": "resolv-conf", "mountPath": "/tmp"}],
                         }
                     ],
@@ -184,7 +184,7 @@ def routing_peer_manifests(
                             },
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
-                                "limits": {"memory": "512Mi"},
+                                "limits": {"cpu": "1", "memory": "512Mi"},
                             },
                             "startupProbe": {
                                 "exec": {"command": ["netbird", "status", "--check", "startup"]},

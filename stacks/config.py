@@ -776,6 +776,12 @@ _HINTS = {
     "too_short": "add at least one entry",
     "string_pattern_mismatch": "match the documented format",
     "string_too_short": "write a longer value",
+    "string_too_long": "write a shorter value",
+    "less_than": "lower the value",
+    "too_long": "remove entries",
+    "float_type": "write a number",
+    "dict_type": "write a YAML mapping",
+    "value_error": "correct the value as the problem describes",
 }
 
 # Provider settings that are credentials: they come from the environment, never from stack files.
@@ -785,19 +791,79 @@ _CREDENTIAL_KEYS = {
 }
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-]+$")
+
+
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    """A config path as ``pulumi config set --path`` takes it; odd keys as ``["key"]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and part.startswith("function-"):
             continue
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
+        else:
+            out += f"[{json.dumps(str(part))}]"
     return out
 
 
-def _error_to_problem(top: str, err: Mapping[str, Any]) -> ConfigProblem:
+def _model_at(top: str, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the key at ``loc`` (for spelling suggestions)."""
+    import typing
+
+    field = PlatformConfig.model_fields.get(to_snake_name(top))
+    tp: Any = field.annotation if field else None
+    for part in loc[:-1]:
+        tp = _unwrap(tp)
+        if isinstance(part, int):
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            by_alias = {f.alias or n: f for n, f in tp.model_fields.items()}
+            tp = by_alias[part].annotation if part in by_alias else None
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` -> X."""
+    import types
+    import typing
+
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def to_snake_name(alias: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", alias).lower()
+
+
+def _spelling_hint(key: str, known: Iterable[str]) -> str:
+    import difflib
+
+    known = sorted(known)
+    if to_camel(key) in known and to_camel(key) != key:
+        return f"keys are camelCase: write '{to_camel(key)}'"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'? Otherwise remove it (known keys: {', '.join(known)})"
+    return f"remove it; known keys here: {', '.join(known)}"
+
+
+def _error_to_problem(top: str, err: Mapping[str, Any], secret: bool = False) -> ConfigProblem:
     loc = (top, *err["loc"]) if top else tuple(err["loc"])
     path = _loc_to_path(loc)
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -808,9 +874,24 @@ def _error_to_problem(top: str, err: Mapping[str, Any]) -> ConfigProblem:
             problem="a credential is written in clear text",
             hint=f"set it encrypted: pulumi config set --secret --path '{PROJECT}:{path}' <value>",
         )
+    hint = _HINTS.get(kind, "see the config reference in README.md")
     if kind == "extra_forbidden":
         msg = "unknown key"
-    return ConfigProblem(path=path, problem=msg, hint=_HINTS.get(kind, "see the config reference in README.md"))
+        key = err["loc"][-1] if err["loc"] else None
+        model = _model_at(top, tuple(err["loc"])) if top else None
+        if isinstance(key, str) and model is not None:
+            hint = _spelling_hint(key, [f.alias or n for n, f in model.model_fields.items()])
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif "input" in err and kind.endswith(("_type", "_parsing")) and not secret:
+        msg = f"{msg} (got {_shown(err['input'])})"
+    return ConfigProblem(path=path, problem=msg, hint=hint)
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of a wrong value (not used for keys that hold a secure value)."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_config(
@@ -836,8 +917,8 @@ def parse_config(
     fields = {f.alias or n: n for n, f in PlatformConfig.model_fields.items()}
     for key in sorted(raw):
         if key not in fields:
-            problems.append(ConfigProblem(path=key, problem="unknown key",
-                                          hint="remove it or fix its spelling; see the config reference in README.md"))
+            problems.append(ConfigProblem(path=_loc_to_path((key,)), problem="unknown key",
+                                          hint=_spelling_hint(key, fields)))
 
     parsed: dict[str, Any] = {}
     for alias, name in fields.items():
@@ -847,11 +928,13 @@ def parse_config(
         try:
             from pydantic import TypeAdapter
 
+            # by_name=False: only the camelCase keys of the stack file format are accepted
+            # ('key_shares' is reported as unknown, not silently taken for 'keyShares').
             parsed[name] = TypeAdapter(annotation).validate_python(
-                raw[alias], context={"secret": alias in secret_keys}
+                raw[alias], context={"secret": alias in secret_keys}, by_alias=True, by_name=False
             )
         except ValidationError as exc:
-            problems.extend(_error_to_problem(alias, e) for e in exc.errors())
+            problems.extend(_error_to_problem(alias, e, secret=alias in secret_keys) for e in exc.errors())
     for alias, name in fields.items():
         if alias not in raw and PlatformConfig.model_fields[name].is_required():
             problems.append(ConfigProblem(path=alias, problem="required key is missing",

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from stacks.config import PROJECT
+from stacks.config import PROJECT, ConfigError, ConfigProblem
 
 ROOT = Path(__file__).resolve().parent.parent
 SECURE_PLACEHOLDER = "offline-plan-placeholder"
@@ -56,8 +56,16 @@ def stack_path(stack: str, root: Path = ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
-def parse_stack_document(stack: str, doc: dict[str, Any] | None) -> StackFile:
+def parse_stack_document(stack: str, doc: Any, defaults: dict[str, Any] | None = None) -> StackFile:
+    """``defaults``: Pulumi.yaml's declared defaults, applied under the stack's own values."""
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(stack, [ConfigProblem(path="<document>", problem="the stack file is not a YAML mapping",
+                                                hint="start the file with 'config:' and list keys under it")])
     config = (doc or {}).get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(stack, [ConfigProblem(path="config", problem="'config' is not a mapping",
+                                                hint="write 'weebo-platform:<key>: <value>' entries under config:")])
+    config = {**(defaults or {}), **config}
     raw: dict[str, Any] = {}
     secret: set[str] = set()
     provider: dict[str, Any] = {}
@@ -91,6 +99,4 @@ def read_stack(stack: str, root: Path = ROOT) -> StackFile:
     if not path.exists():
         available = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(available)}")
-    doc = yaml.safe_load(path.read_text()) or {}
-    doc["config"] = {**project_defaults(root), **(doc.get("config") or {})}
-    return parse_stack_document(stack, doc)
+    return parse_stack_document(stack, yaml.safe_load(path.read_text()), project_defaults(root))

@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from stacks.config import PROJECT, ConfigError, parse_config
+from policy import rules as policy_rules
+from stacks.config import PROJECT, ConfigError, PlatformConfig, parse_config
 from stacks.loader import ROOT, StackFile, parse_stack_document, project_defaults, read_stack
 from stacks.mocks import PlanMocks, RecordingMonitor, Registration, redact
 
@@ -166,6 +167,39 @@ def write_plan(result: PlanResult, out: Path) -> dict[str, Any]:
     return doc
 
 
+# ---------------------------------------------------------------------------------------------
+# Policy
+# ---------------------------------------------------------------------------------------------
+
+def policy_context(cfg: PlatformConfig) -> dict[str, Any]:
+    """What the rules need from the stack config (explicit exemptions)."""
+    return {"allowReinstall": cfg.management_cluster.allow_reinstall}
+
+
+def write_policy(result: PlanResult, doc: dict[str, Any], out: Path,
+                 context: dict[str, Any] | None = None) -> list[policy_rules.Violation]:
+    """Run the policy rules (policy/rules.py) over a written plan; write ``<out>/policy.json``.
+
+    Besides the rules over the plan document, every value that was a Pulumi secret in the
+    program (resource inputs, stack outputs) is searched for in the files of ``out``.
+    """
+    violations = policy_rules.evaluate(doc, context)
+    secrets: list[str] = []
+    for reg in result.registrations:
+        secrets.extend(policy_rules.secret_values(reg.inputs))
+    secrets.extend(policy_rules.secret_values(result.monitor.stack_outputs))
+    files = {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()}
+    violations = sorted(set(violations) | set(policy_rules.secret_leaks(secrets, files)))
+    (out / "policy.json").write_text(json.dumps(policy_rules.report(violations), indent=2, sort_keys=True) + "\n")
+    return violations
+
+
+def print_violations(violations: list[policy_rules.Violation], console: Any) -> None:
+    for v in violations:
+        style = "red" if v.mandatory else "yellow"
+        console.print(v.render(), style=style, markup=False, highlight=False)
+
+
 def print_tree(doc: dict[str, Any], console: Any) -> None:
     from rich.tree import Tree
 
@@ -262,9 +296,7 @@ def _read(stack_or_path: str) -> StackFile:
         if not path.exists():
             raise FileNotFoundError(f"no stack file {path}")
         name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-        doc = yaml.safe_load(path.read_text()) or {}
-        doc["config"] = {**project_defaults(), **(doc.get("config") or {})}
-        return parse_stack_document(name, doc)
+        return parse_stack_document(name, yaml.safe_load(path.read_text()), project_defaults())
     return read_stack(stack_or_path)
 
 
@@ -283,14 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack_file = _read(args.stack)
         # Validate first, exactly as the program does, so bad config registers nothing.
-        parse_config(stack_file.raw, stack_file.secret_keys, stack=stack_file.stack,
-                     provider_keys=list(stack_file.provider_config))
+        cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack_file.stack,
+                           provider_keys=list(stack_file.provider_config))
         result = run_offline(stack_file)
     except ConfigError as exc:
         err.print(str(exc), markup=False)
         return 2
     except FileNotFoundError as exc:
         err.print(str(exc), markup=False)
+        return 2
+    except yaml.YAMLError as exc:
+        err.print(f"Pulumi.{args.stack}.yaml is not valid YAML; nothing was deployed.\n{exc}", markup=False)
         return 2
 
     out = args.out or ROOT / "build" / "plan" / stack_file.stack
@@ -304,6 +339,15 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"--diff: {old_path} does not exist", markup=False)
             return 2
         print_diff(diff_plans(json.loads(old_path.read_text()), doc), console)
+
+    violations = write_policy(result, doc, out, policy_context(cfg))
+    print_violations(violations, console)
+    failed = policy_rules.mandatory(violations)
+    console.print(f"policy: {len(failed)} mandatory, {len(violations) - len(failed)} advisory violation(s) "
+                  f"(report in {out / 'policy.json'})")
+    if failed:
+        err.print(f"stack '{args.stack}': {len(failed)} mandatory policy violation(s); see above.", markup=False)
+        return 1
     return 0
 
 

@@ -52,8 +52,15 @@ def test_unknown_keys_anywhere_are_errors(mutate, path):
     found, message = problems(raw)
     assert path in found
     assert found[path].problem == "unknown key"
-    assert "spelling" in found[path].hint
+    assert "remove it" in found[path].hint
     assert path in message
+
+
+def test_a_typo_gets_the_closest_known_key():
+    raw = base_raw()
+    raw["managementCluster"]["nmae"] = "x"
+    found, _ = problems(raw)
+    assert "did you mean 'name'" in found["managementCluster.nmae"].hint
 
 
 def test_missing_required_keys_are_named():
@@ -266,3 +273,10 @@ def test_the_program_reads_config_the_way_the_cli_hands_it_over(monkeypatch):
     with pytest.raises(ConfigError) as exc:
         load_from_pulumi()
     assert "argocd.repositories[0].password" in str(exc.value)
+
+
+@pytest.mark.parametrize("doc, path", [(["not", "a", "mapping"], "<document>"), ({"config": ["x"]}, "config")])
+def test_stack_documents_of_the_wrong_shape_are_config_errors(doc, path):
+    with pytest.raises(ConfigError) as exc:
+        parse_stack_document("x", doc)
+    assert exc.value.problems[0].path == path

@@ -1,0 +1,133 @@
+"""Broken stack files are rejected with their key path and a hint, without a traceback, and
+before anything is registered.
+
+Each file of tests/bad_configs/ is a whole ``Pulumi.<stack>.yaml`` document whose header names
+the key path the rejection must point at (``# expect-path: ...``) and its category.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import stacks.plan as plan_module
+from stacks.config import ConfigError
+from stacks.loader import ROOT, parse_stack_document
+from stacks.plan import run_offline
+
+CORPUS = Path(__file__).resolve().parent / "bad_configs"
+CASES = sorted(CORPUS.glob("*.yaml"))
+CATEGORIES = {
+    "typo", "wrong-type", "missing", "invalid-address", "overlap", "duplicate", "version", "capacity",
+    "unknown-setting", "secret", "credential",
+}
+
+
+def header(path: Path, field: str) -> str:
+    found = re.search(rf"^# {field}: (\S+)$", path.read_text(), re.MULTILINE)
+    assert found, f"{path.name} has no '# {field}:' header line"
+    return found.group(1)
+
+
+@pytest.fixture
+def monitors(monkeypatch: pytest.MonkeyPatch) -> list[plan_module.RecordingMonitor]:
+    """Every RecordingMonitor the offline engine creates during the test."""
+    created: list[plan_module.RecordingMonitor] = []
+
+    class Capturing(plan_module.RecordingMonitor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(plan_module, "RecordingMonitor", Capturing)
+    return created
+
+
+def test_corpus_has_forty_cases_covering_every_category():
+    assert len(CASES) >= 40
+    assert {header(p, "category") for p in CASES} == CATEGORIES
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_bad_config_is_rejected_with_path_and_hint_and_registers_nothing(path: Path, monitors):
+    expected = header(path, "expect-path")
+    stack_file = parse_stack_document(path.stem, yaml.safe_load(path.read_text()))
+
+    with pytest.raises(ConfigError) as caught:
+        run_offline(stack_file)
+
+    problems = caught.value.problems
+    assert expected in [p.path for p in problems], [p.render() for p in problems]
+    for p in problems:
+        assert p.problem.strip() and p.hint.strip(), p
+    text = str(caught.value)
+    assert f"  - {expected}: " in text and "fix: " in text
+    assert "Traceback" not in text
+    # Validation runs before the first resource: the engine saw nothing at all.
+    assert len(monitors) == 1
+    assert monitors[0].registrations == {}
+    assert monitors[0].invokes == []
+    assert monitors[0].stack_outputs == {}
+
+
+def test_clear_secret_is_not_echoed_in_the_error():
+    path = next(p for p in CASES if "password-clear" in p.name)
+    stack_file = parse_stack_document("bad", yaml.safe_load(path.read_text()))
+    with pytest.raises(ConfigError) as caught:
+        run_offline(stack_file)
+    assert "hunter2-in-clear" not in str(caught.value)
+    assert "pulumi config set --secret --path" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: exit code 2, the path on stderr, no traceback, nothing written.
+# ---------------------------------------------------------------------------------------------
+
+CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret"]
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The program (code only) in a scratch directory, where bad stack files can be dropped."""
+    dest = tmp_path_factory.mktemp("project")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "venv", ".venv")
+    for name in ("stacks", "components", "policy"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in ("versions.py", "Pulumi.yaml"):
+        shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def test_command_line_rejects_bad_stack_files(project_copy: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    runs = {}
+    for name in CLI_CASES:
+        (src,) = [p for p in CASES if p.stem.endswith(name)]
+        stack = f"bad-{name}"
+        shutil.copy2(src, project_copy / f"Pulumi.{stack}.yaml")
+        runs[name] = (src, stack, subprocess.Popen(
+            [sys.executable, "-m", "stacks.plan", stack, "--quiet"], cwd=project_copy, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for name, (src, stack, proc) in runs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (name, out, err)
+        assert header(src, "expect-path") in err, err
+        assert "fix:" in err
+        assert "Traceback" not in out + err
+        assert not (project_copy / "build" / "plan" / stack).exists()
+
+
+def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
+    (project_copy / "Pulumi.broken.yaml").write_text("config:\n  weebo-platform:domain: {parentZone: [\n")
+    proc = subprocess.run([sys.executable, "-m", "stacks.plan", "broken", "--quiet"], cwd=project_copy,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "not valid YAML" in proc.stderr and "line 3" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

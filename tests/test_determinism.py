@@ -1,0 +1,62 @@
+"""Two plans of the same config are byte-identical: plan.json, every manifest, every release,
+policy.json — in one process, and across processes with different hash seeds (set and dict
+ordering must not leak into the output)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks.loader import ROOT, read_stack
+from stacks.plan import policy_context, run_offline, write_plan, write_policy
+from stacks.config import parse_config
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def plan_into(stack: str, out: Path) -> dict[str, bytes]:
+    stack_file = read_stack(stack)
+    cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack, provider_keys=list(stack_file.provider_config))
+    result = run_offline(stack_file)
+    doc = write_plan(result, out)
+    write_policy(result, doc, out, policy_context(cfg))
+    return snapshot(out)
+
+
+def assert_identical(one: dict[str, bytes], two: dict[str, bytes]) -> None:
+    assert sorted(one) == sorted(two)
+    different = [name for name in one if one[name] != two[name]]
+    assert not different, f"files differ between two plans of the same config: {different}"
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_two_plans_in_one_process_are_byte_identical(stack: str, tmp_path: Path):
+    one = plan_into(stack, tmp_path / "one")
+    two = plan_into(stack, tmp_path / "two")
+    assert {"plan.json", "policy.json"} <= set(one)
+    assert any(name.startswith("manifests/") for name in one)
+    assert any(name.startswith("releases/") for name in one)
+    assert_identical(one, two)
+
+
+def test_plans_from_processes_with_different_hash_seeds_are_byte_identical(tmp_path: Path):
+    outs = []
+    procs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}, "PYTHONHASHSEED": seed}
+        procs.append(subprocess.Popen([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--out", str(out)],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outs.append(out)
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        # 0, or 1 when a mandatory policy rule fails: either way the plan was written.
+        assert proc.returncode in (0, 1), stderr
+        assert "Traceback" not in stdout + stderr
+    assert_identical(snapshot(outs[0]), snapshot(outs[1]))
