@@ -44,3 +44,24 @@ def _talos_machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
 @handles("talos:client/getConfiguration:getConfiguration")
 def _talos_client_configuration(args: dict[str, Any]) -> dict[str, Any]:
     return {**args, "talosConfig": _fake("talosconfig", args.get("clusterName"))}
+
+
+# --- Authentik (issue 5). Shapes: pulumi_authentik 2025.8.1 Get*Result (camelCase on the wire).
+@handles("authentik:index/getFlow:getFlow")
+def _authentik_flow(args: dict[str, Any]) -> dict[str, Any]:
+    slug = args.get("slug")
+    return {**args, "id": _fake("flow", slug), "slug": slug, "name": slug, "title": slug,
+            "designation": "authorization", "authentication": "none"}
+
+
+@handles("authentik:index/getPropertyMappingProviderScope:getPropertyMappingProviderScope")
+def _authentik_scope_mappings(args: dict[str, Any]) -> dict[str, Any]:
+    managed = list(args.get("managedLists") or ([args["managed"]] if args.get("managed") else []))
+    ids = [_fake("scope-mapping", m) for m in managed]
+    return {**args, "ids": ids, "id": ids[0] if len(ids) == 1 else _fake("scope-mapping-list", *managed)}
+
+
+@handles("authentik:index/getCertificateKeyPair:getCertificateKeyPair")
+def _authentik_certificate(args: dict[str, Any]) -> dict[str, Any]:
+    # Never a key: the program asks with fetchKey=false.
+    return {**args, "id": _fake("certificate", args.get("name")), "name": args.get("name")}
