@@ -64,7 +64,8 @@ class _AuthentikReadyProvider(dynamic.ResourceProvider):
             if missing:
                 raise NotYet("not applied yet: " + ", ".join(missing))
 
-        wait_until(check, timeout=float(props["timeout_seconds"]), interval=10,
+        wait_until(check, timeout=float(props["timeout_seconds"]),
+                   interval=float(props.get("poll_interval_seconds") or 10),
                    what=f"the Authentik API at {props['url']}")
         return dynamic.CreateResult(id_=props["url"], outs={k: v for k, v in props.items() if k != "token"})
 
@@ -82,6 +83,7 @@ class AuthentikReadyArgs:
     token: pulumi.Input[str]  # the bootstrap token (secret)
     verify_tls: bool = True
     timeout_seconds: int = 900
+    poll_interval_seconds: int = 10
     flows: Sequence[str] = (AUTHORIZATION_FLOW, INVALIDATION_FLOW)
     scopes: Sequence[str] = OIDC_SCOPES
     certificate: str = SELF_SIGNED_CERTIFICATE
@@ -99,6 +101,7 @@ class AuthentikReady(dynamic.Resource, module="weebo", name="AuthentikReady"):
                 "token": pulumi.Output.secret(args.token),
                 "verify_tls": args.verify_tls,
                 "timeout_seconds": args.timeout_seconds,
+                "poll_interval_seconds": args.poll_interval_seconds,
                 "flows": list(args.flows),
                 "scopes": list(args.scopes),
                 "certificate": args.certificate,

@@ -9,6 +9,7 @@ carry tokens and unseal keys.
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 import time
@@ -35,6 +36,7 @@ class Response:
     body: Any  # decoded JSON, or None
 
 
+@functools.cache
 def _context(verify_tls: bool) -> ssl.SSLContext:
     if not verify_tls:
         # Only for stacks whose public certificate comes from a non-public CA (Let's Encrypt
@@ -63,13 +65,14 @@ def request_json(
     """One HTTP request. HTTP error statuses are returned, transport errors raised (OSError)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
+    context = _context(verify_tls) if url.startswith("https://") else None
     req.add_header("Accept", "application/json")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=_context(verify_tls)) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as err:

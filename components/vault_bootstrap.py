@@ -75,6 +75,10 @@ def _call(props: dict[str, Any], method: str, path: str, pod: str | None = None,
                         verify_tls=bool(props["verify_tls"]))
 
 
+def _interval(props: dict[str, Any]) -> float:
+    return float(props.get("poll_interval_seconds") or 5)
+
+
 def _seal_status(props: dict[str, Any], pod: str) -> dict[str, Any]:
     resp = _call(props, "GET", "/v1/sys/seal-status", pod)
     if resp.status != 200 or not isinstance(resp.body, dict):
@@ -91,7 +95,8 @@ def _initialise(props: dict[str, Any]) -> tuple[list[str], str]:
             raise NotYet(f"{first}: sys/init answered HTTP {resp.status}")
         return bool(resp.body.get("initialized"))
 
-    if wait_until(status, timeout=float(props["timeout_seconds"]), what=f"Vault {first} at {props['address']}"):
+    if wait_until(status, timeout=float(props["timeout_seconds"]), interval=_interval(props),
+                  what=f"Vault {first} at {props['address']}"):
         raise BootstrapError(
             "Vault is already initialised but this stack holds no unseal keys: refusing to continue. "
             "Restore the stack state that initialised it, or import the keys, instead of re-creating "
@@ -122,7 +127,7 @@ def _unseal(props: dict[str, Any], keys: Sequence[str], pod: str) -> None:
                 return
         raise NotYet(f"{pod}: still sealed (joining the raft cluster?)")
 
-    wait_until(step, timeout=float(props["timeout_seconds"]), what=f"Vault {pod} to unseal")
+    wait_until(step, timeout=float(props["timeout_seconds"]), interval=_interval(props), what=f"Vault {pod} to unseal")
 
 
 def _wait_active(props: dict[str, Any]) -> None:
@@ -131,7 +136,8 @@ def _wait_active(props: dict[str, Any]) -> None:
         if resp.status != 200:
             raise NotYet(f"active endpoint answered HTTP {resp.status}")
 
-    wait_until(active, timeout=float(props["timeout_seconds"]), what="an active Vault node")
+    wait_until(active, timeout=float(props["timeout_seconds"]), interval=_interval(props),
+               what="an active Vault node")
 
 
 def _unseal_all(props: dict[str, Any], keys: Sequence[str]) -> None:
@@ -188,6 +194,7 @@ class VaultInitArgs:
     key_threshold: int
     verify_tls: bool = True
     timeout_seconds: int = 900
+    poll_interval_seconds: int = 5
 
 
 class VaultInit(dynamic.Resource, module="weebo", name="VaultInit"):
@@ -215,6 +222,7 @@ class VaultInit(dynamic.Resource, module="weebo", name="VaultInit"):
                 "key_threshold": args.key_threshold,
                 "verify_tls": args.verify_tls,
                 "timeout_seconds": args.timeout_seconds,
+                "poll_interval_seconds": args.poll_interval_seconds,
                 "root_token": None,
                 "unseal_keys": None,
                 "sealed_pods": None,
