@@ -107,3 +107,25 @@ def fake_http(handler: Handler) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_program(fn: Callable[[], Any], *, preview: bool = True) -> tuple[Any, Any]:
+    """Run ``fn`` as a Pulumi program under the recording mock engine; return (result, monitor)."""
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+
+    from stacks.config import PROJECT
+    from stacks.mocks import RecordingMonitor
+
+    mocks = PlanMocks(preview=preview)
+    monitor = RecordingMonitor(mocks, project=PROJECT, stack="unit")
+    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=preview, monitor=monitor)
+    box: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> None:
+        box["result"] = fn()
+
+    program()
+    return box["result"], monitor
