@@ -45,7 +45,6 @@ from components.authentik_ready import (
 )
 from components.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
-    FORWARD_AUTH_OUTPOST_SERVICE,
     OidcClient,
     authentik_issuer_url,
     hostnames,
@@ -76,8 +75,7 @@ import pulumi_authentik as authentik  # noqa: E402  (needs the shim above)
 # Ref: authentik/outposts/models.py OutpostConfig.object_naming_template and
 # authentik/outposts/controllers/k8s/base.py (slugify(outpost.name)).
 OUTPOST_NAME = "platform-forward-auth"
-OUTPOST_NAMING_TEMPLATE = "ak-outpost-%(name)s"
-assert OUTPOST_NAMING_TEMPLATE % {"name": OUTPOST_NAME} == FORWARD_AUTH_OUTPOST_SERVICE
+OUTPOST_NAMING_TEMPLATE = "ak-outpost-%(name)s"  # must give contracts.FORWARD_AUTH_OUTPOST_SERVICE (tested)
 
 # In-cluster address of the Authentik server Service (chart: <release>-server, port 80).
 INTERNAL_URL = "http://authentik-server.authentik.svc.cluster.local"
@@ -398,5 +396,6 @@ class Identity(pulumi.ComponentResource):
 
 
 __all__ = [
-    "Identity", "IdentityArgs", "OidcApplication", "OidcApplicationSpec", "RedirectUri", "oidc_application", "oidc_application_specs", "outpost_config", "forward_auth_hosts",
+    "Identity", "IdentityArgs", "OidcApplication", "OidcApplicationSpec", "RedirectUri", "forward_auth_hosts",
+    "oidc_application", "oidc_application_specs", "outpost_config",
 ]

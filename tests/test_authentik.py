@@ -333,3 +333,12 @@ def test_tenant_component_gets_typed_identity_handles():
 def test_a_second_plan_is_identical():
     a, b = plan(base_raw()), preview_plan()
     assert [r.urn for r in a.registrations] == [r.urn for r in b.registrations]
+
+
+def test_public_tls_is_verified_unless_the_stack_uses_lets_encrypt_staging():
+    assert ak.verify_public_tls(config()) is True
+    assert ak.verify_public_tls(config(base_raw(certManager={"defaultIssuer": "letsencrypt-staging"}))) is False
+    mon = preview_plan().monitor
+    assert mon.named("authentik-config-api").input("insecure") in (False, "false")
+    assert mon.named("vault-config-api").input("skipTlsVerify") in (False, "false")
+    assert mon.named("authentik-config-ready").input("verify_tls") is True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from components import cluster_rbac as rbac
 from components.contracts import OIDC_GROUPS_PREFIX
 from tests.factories import base_raw, config, plan, tenant
@@ -19,8 +21,13 @@ def _raw():
     )
 
 
+@functools.cache
+def _plan():
+    return plan(_raw())
+
+
 def test_only_platform_admins_get_cluster_admin():
-    mon = plan(_raw()).monitor
+    mon = _plan().monitor
     bound = []
     for r in mon.of_type(CRB) + mon.of_type(RB):
         ref = r.input("roleRef")
@@ -30,7 +37,7 @@ def test_only_platform_admins_get_cluster_admin():
 
 
 def test_tenant_admins_get_a_namespaced_read_role_in_their_namespace_only():
-    mon = plan(_raw()).monitor
+    mon = _plan().monitor
     bindings = {r.input("metadata")["namespace"]: r for r in mon.of_type(RB)}
     assert set(bindings) == {"t-erp", "t-ci"}
     assert [s["name"] for s in bindings["t-erp"].input("subjects")] == [f"{OIDC_GROUPS_PREFIX}erp-admins"]
@@ -55,7 +62,7 @@ def test_tenant_role_is_read_only_and_names_its_one_secret():
 
 
 def test_tenant_bindings_wait_for_their_tenant_only():
-    mon = plan(_raw()).monitor
+    mon = _plan().monitor
     erp, ci = mon.named("erp"), mon.named("ci")
     erp_binding = mon.named("cluster-rbac-erp-binding")
     assert mon.depends_on(erp_binding, erp) and not mon.depends_on(erp_binding, ci)
