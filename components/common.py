@@ -26,6 +26,7 @@ def helm_release(
     depends_on: Sequence[pulumi.Resource] = (),
     skip_crds: bool = False,
     timeout: int = 600,
+    retain_on_delete: bool = False,
 ) -> k8s.helm.v3.Release:
     """A Helm release of a chart pinned in ``versions.CHARTS``.
 
@@ -51,7 +52,9 @@ def helm_release(
             timeout=timeout,
             max_history=10,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=provider, depends_on=list(depends_on), retain_on_delete=retain_on_delete or None
+        ),
     )
 
 

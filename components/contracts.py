@@ -212,3 +212,31 @@ def argocd_cluster_secret_data(
     if project is not None:
         data["project"] = project
     return data
+
+
+# --- Kubernetes API server OIDC (issue 5) -----------------------------------------------------
+# The management cluster's apiserver flags (Talos side) and the RBAC subjects (components/
+# cluster_rbac.py) must agree on these. Both prefixes keep OIDC identities apart from
+# certificate/service-account ones ("oidc:platform-admins" can never be a system group).
+# Ref: https://kubernetes.io/docs/reference/access-authn-authz/authentication/#openid-connect-tokens
+# Username claim: Authentik's profile scope sets preferred_username to the username and always
+# sends email_verified=false (blueprints/system/providers-oauth2.yaml), which the apiserver
+# rejects for the "email" claim.
+OIDC_USERNAME_CLAIM = "preferred_username"
+OIDC_USERNAME_PREFIX = "oidc:"
+OIDC_GROUPS_CLAIM = "groups"  # Authentik profile scope: [group.name for group in user.ak_groups]
+OIDC_GROUPS_PREFIX = "oidc:"
+
+
+def oidc_group_subject(group: str) -> str:
+    """The Kubernetes group name an Authentik group arrives as through the apiserver's OIDC."""
+    return f"{OIDC_GROUPS_PREFIX}{group}"
+
+
+# The forward-auth outpost answers on the protected hosts under this path prefix (sign-in
+# callback): the IngressRoute of a protected host routes it to the outpost service.
+# Ref: goauthentik docs "Forward auth / Traefik"; outpost ports: authentik/providers/proxy/
+# controllers/kubernetes.py (http 9000).
+FORWARD_AUTH_OUTPOST_NAMESPACE = "authentik"
+FORWARD_AUTH_OUTPOST_PORT = 9000
+FORWARD_AUTH_OUTPOST_PATH_PREFIX = "/outpost.goauthentik.io/"

@@ -183,6 +183,8 @@ class OvhServer(pulumi.ComponentResource):
                 parent=self,
                 depends_on=[*first, *self.firewall_rules],
                 protect=not args.allow_reinstall,
+                # Dropping the task from the program must not look like a reason to touch the server.
+                retain_on_delete=True,
                 ignore_changes=[] if args.allow_reinstall else list(REINSTALL_FIELDS),
             ),
         )

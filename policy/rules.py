@@ -342,10 +342,21 @@ _NON_SECRET_SECRET_KEYS = frozenset({
 })
 
 
+# Containers whose entries name a Kubernetes Secret instead of holding one, e.g. Traefik's
+# ServersTransport ``rootCAs: [{secret: <name>}]`` or ``valueFrom.secretKeyRef``.
+_REFERENCE_CONTAINERS = frozenset({"rootcas", "secretref", "secretkeyref", "valuefrom", "envfrom"})
+# Provider configuration arrives as strings: a boolean flag is no credential (``skipChildToken``).
+_FLAG_VALUES = frozenset({"true", "false"})
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def check_secret_inputs(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
     inputs = record.get("inputs") or {}
     for path, value in walk(inputs):
         if not isinstance(value, str) or is_opaque(value) or not path:
+            continue
+        # Numbers and UUIDs are ids of referenced objects (Authentik's signingKey is a keypair's UUID).
+        if value in _FLAG_VALUES or value.isdigit() or _UUID.fullmatch(value) or any(isinstance(p, str) and _norm(p) in _REFERENCE_CONTAINERS for p in path):
             continue
         key = path[-1]
         if isinstance(key, str) and is_credential_key(key) and value:

@@ -19,6 +19,7 @@ from components.contracts import authentik_issuer_url
 from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
 from components.cluster_api import ClusterApi, ClusterApiArgs
+from components.cluster_rbac import ClusterRbac, ClusterRbacArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.management_cluster import ManagementCluster, ManagementClusterArgs
 from components.netbird import Netbird, NetbirdArgs
@@ -143,4 +144,11 @@ def build_environment(cfg: PlatformConfig) -> Environment:
             ),
             provider,
         )
+    # OIDC groups -> RBAC on the management cluster; a tenant's bindings wait for its namespace.
+    env.services["cluster_rbac"] = ClusterRbac(
+        "cluster-rbac",
+        ClusterRbacArgs(config=cfg, depends_on=base,
+                        tenant_dependencies={name: [t] for name, t in env.tenants.items()}),
+        provider,
+    )
     return env

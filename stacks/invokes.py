@@ -7,6 +7,7 @@ fakes: nothing here stands for a real credential.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -96,7 +97,16 @@ def _talos_secrets(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 @computes("random:index/randomPassword:RandomPassword")
 def _random_password(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"result": generated_secret("password", name)}
+    return {"result": f"{SECRET_MARKER}-{name}"}
+
+
+@computes("pulumi-python:dynamic/weebo:VaultInit")
+def _vault_init(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    shares = int(inputs.get("key_shares") or 5)
+    return {
+        "root_token": f"{SECRET_MARKER}-{name}-root-token",
+        "unseal_keys": [f"{SECRET_MARKER}-{name}-unseal-{i}" for i in range(shares)],
+    }
 
 
 @computes("random:index/randomBytes:RandomBytes")
@@ -153,3 +163,25 @@ def _talos_image_factory_urls(args: dict[str, Any]) -> dict[str, Any]:
         "talosVersion": version,
         "urls": urls,
     }
+
+# --- Authentik (issue 5). Shapes: pulumi_authentik 2025.8.1 Get*Result (camelCase on the wire).
+@handles("authentik:index/getFlow:getFlow")
+def _authentik_flow(args: dict[str, Any]) -> dict[str, Any]:
+    slug = args.get("slug")
+    return {**args, "id": _fake("flow", slug), "slug": slug, "name": slug, "title": slug,
+            "designation": "authorization", "authentication": "none"}
+
+
+@handles("authentik:index/getPropertyMappingProviderScope:getPropertyMappingProviderScope")
+def _authentik_scope_mappings(args: dict[str, Any]) -> dict[str, Any]:
+    managed = list(args.get("managedLists") or ([args["managed"]] if args.get("managed") else []))
+    ids = [_fake("scope-mapping", m) for m in managed]
+    return {**args, "ids": ids, "id": ids[0] if len(ids) == 1 else _fake("scope-mapping-list", *managed)}
+
+
+@handles("authentik:index/getCertificateKeyPair:getCertificateKeyPair")
+def _authentik_certificate(args: dict[str, Any]) -> dict[str, Any]:
+    # Never a key: the program asks with fetchKey=false.
+    # Authentik identifies certificate-key pairs by UUID (CertificateKeyPair.kp_uuid).
+    kp_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"authentik-certificate/{args.get('name')}")
+    return {**args, "id": str(kp_uuid), "name": args.get("name")}

@@ -158,18 +158,28 @@ CHART_DIRS = {
 }
 
 
-# Places where a chart passes a map through to a Kubernetes object although its values.yaml shows
-# a non-empty example there (an empty mapping in values.yaml is recognised by itself).
+# Places where a chart takes keys its values.yaml does not list (an empty mapping in values.yaml
+# is recognised by itself): each entry allows that key and everything under it.
 FREE_FORM: dict[str, set[str]] = {
     # values.yaml: "Additional entries here will be added to the Service spec"
     "traefik": {"service.spec"},
     # values.yaml: "You can customize parameters by adding parameters here" (argocd-cmd-params-cm),
     # and the argocd-cm / argocd-rbac-cm ConfigMaps take any Argo CD setting.
     "argo-cd": {"configs.params", "configs.cm", "configs.rbac"},
-    # Subchart values (bitnami/postgresql 18.8.11, Chart.yaml dependencies): the parent's
-    # values.yaml shows only a few of them.
-    "authentik": {"postgresql"},
 }
+
+
+def _component_declared_exceptions() -> None:
+    """Keys components declare themselves, each documented where it is set."""
+    from components import authentik, vault
+
+    # Bitnami postgresql 18.8.11 subchart keys (Chart.yaml dependencies), absent from the parent's values.yaml.
+    FREE_FORM.setdefault("authentik", set()).update(authentik.SUBCHART_KEYS)
+    # Keys the vault chart documents only in comments of values.yaml.
+    FREE_FORM.setdefault("vault", set()).update(vault.COMMENTED_KEYS)
+
+
+_component_declared_exceptions()
 
 
 def chart_defaults(chart: str) -> dict[str, Any]:
@@ -193,7 +203,7 @@ def validate_chart_values(chart: str, values: dict[str, Any]) -> None:
             lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:20]]
             raise AssertionError(f"{chart} values rejected by values.schema.json:\n" + "\n".join(lines))
     unknown = [k for k in _unknown_keys(values, defaults)
-               if not any(k.startswith(f"{free}.") for free in FREE_FORM.get(chart, ()))]
+               if not any(k == free or k.startswith(f"{free}.") for free in FREE_FORM.get(chart, ()))]
     if unknown:
         raise AssertionError(f"{chart} values set keys the chart does not have: {unknown}")
 

@@ -83,10 +83,20 @@ def test_tenants_wait_for_the_platform_but_never_for_each_other(prod_like):
         assert not any(prod_like.depends_on(r, other) for r in resources)
 
 
-def test_children_are_parented_to_their_component(prod_like):
-    for comp in (r for r in prod_like.registrations.values() if not r.custom and r.type.startswith("weebo:")):
-        for child in prod_like.children(comp.urn):
-            assert child.name.startswith(comp.name) or child.type == RELEASE or not child.custom, child.urn
+def test_children_are_named_after_their_component(prod_like):
+    """Children are named f"{component}-<role>" (an ancestor's name, for grouping components
+    such as IrreplaceableState), so URNs read like the architecture."""
+    regs = prod_like.registrations
+    for child in regs.values():
+        if child.custom and child.type == RELEASE:
+            continue  # Helm release names are the chart's release names
+        ancestors = []
+        cur = regs.get(child.parent)
+        while cur is not None:
+            ancestors.append(cur.name)
+            cur = regs.get(cur.parent)
+        if ancestors:
+            assert any(child.name.startswith(a) for a in ancestors), child.urn
 
 
 def test_bad_config_registers_nothing():

@@ -74,7 +74,7 @@ def valid_raw(draw: st.DrawFn) -> dict[str, Any]:
         traefik={"replicas": draw(st.integers(1, 10)), "dashboard": draw(st.booleans())},
         vault={"replicas": draw(st.sampled_from([1, 3, 5, 7])), "keyShares": shares,
                "keyThreshold": draw(st.integers(1, shares))},
-        cilium={"tunnelProtocol": draw(st.sampled_from(["vxlan", "geneve"])), "tenantMtu": draw(st.integers(1200, 1500))},
+        cilium={"tunnelProtocol": draw(st.sampled_from(["vxlan", "geneve"])), "tenantMtu": draw(st.integers(1200, 1400))},  # <= default underlay MTU - 2 tunnels,
         netbird={"enabled": draw(st.booleans()), "routingPeerReplicas": draw(st.integers(1, 5))},
         argocd={"ha": draw(st.booleans())},
     )

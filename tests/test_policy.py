@@ -28,11 +28,8 @@ from stacks.plan import PlanResult, policy_context, run_offline, write_plan, wri
 
 # Violations of components built by other hands, known and routed to their owners. Tolerated
 # here (with a warning) so this suite tests the rules; remove an entry once it is fixed.
-KNOWN_COMPONENT_VIOLATIONS = {
-    ("protect-irreplaceable", "weebo:secrets:Vault$kubernetes:helm.sh/v3:Release::vault"),
-    # Authentik's secret_key in the release values (seen once secrets are known, in an 'up').
-    ("no-secret-in-helm-values", "weebo:identity:Authentik$kubernetes:helm.sh/v3:Release::authentik"),
-}
+# Violations routed to a component's owner and tolerated until fixed: none left.
+KNOWN_COMPONENT_VIOLATIONS: set[tuple[str, str]] = set()
 
 
 def rec(type_: str, inputs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -488,3 +485,14 @@ def test_pack_entry_point_starts_and_announces_its_port():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_secret_references_and_flags_are_not_credentials():
+    from policy.rules import check_secret_inputs
+
+    transport = {"type": "kubernetes:traefik.io/v1alpha1:ServersTransport",
+                 "inputs": {"spec": {"rootCAs": [{"secret": "vault-tls"}]}}}
+    provider = {"type": "pulumi:providers:vault", "inputs": {"skipChildToken": "true", "token": "s.abc"}}
+    assert list(check_secret_inputs(transport, {})) == []
+    found = list(check_secret_inputs(provider, {}))
+    assert len(found) == 1 and found[0].startswith("token")

@@ -1,0 +1,231 @@
+"""Initialise and unseal a brand-new Vault, keeping the init material only as Pulumi secrets.
+
+Design (config ``vault.unseal: shamir-bootstrap``)
+-------------------------------------------------
+``VaultInit`` is a Pulumi dynamic resource. On ``pulumi up`` (never during preview) it calls
+Vault's HTTP API from the machine running Pulumi, through the platform ingress:
+
+1. ``GET /v1/sys/init`` on ``vault-0`` until it answers (pods scheduled, TLS, DNS, ingress);
+   a Vault that is already initialised is an error: Pulumi would not hold its keys.
+2. ``PUT /v1/sys/init`` with ``key_shares``/``key_threshold``: the unseal keys and the initial
+   root token come back in the response body only.
+3. ``PUT /v1/sys/unseal`` with ``threshold`` keys on every pod, ``vault-0`` first; the other
+   pods join the raft cluster through ``retry_join`` while being unsealed.
+4. Wait until the active endpoint (``https://vault.<zone>/v1/sys/health``) answers 200, so the
+   ``pulumi_vault`` provider built from the root token finds a leader.
+
+Individual pods are addressed through the public host with the header
+``X-Weebo-Vault-Pod: vault-N`` (one Traefik route and one Service per pod, see
+``components/vault.py``); ``sys/init``, ``sys/seal-status`` and ``sys/unseal`` are
+unauthenticated endpoints every Vault pod serves anyway, and the per-pod routes are further
+restricted to ``managementCluster.operatorSourceRanges`` when set.
+
+The unseal keys (base64) and root token are outputs of the resource, declared
+``additional_secret_outputs``: encrypted in the stack state by the stack's secrets provider,
+shown as ``[secret]`` in previews and plans, never written to the cluster (no Kubernetes
+Secret, no ConfigMap, no Helm value) and never logged.
+
+A Vault pod that restarts comes back sealed. ``pulumi up --refresh`` repairs it: ``read``
+reports the sealed pods, ``diff`` turns that into an update, ``update`` unseals them with the
+keys from the state. Changing ``keyShares``/``keyThreshold`` after initialisation has no effect
+(re-keying is an operator procedure: ``vault operator rekey``).
+
+Threat model
+------------
+* Whoever can decrypt this stack's state (its secrets provider: passphrase or cloud KMS) holds
+  every unseal key share and the root token, i.e. full control of Vault. The stack state is
+  therefore the platform's root of trust, as it already is for the Talos machine secrets and
+  the cluster admin kubeconfig. Protect the secrets provider accordingly; there is no split
+  knowledge between key holders (all shares live in one place). Upgrading to split custody
+  means initialising with PGP keys (``pgp_keys``), outside this design.
+* The root token is the credential of the ``pulumi_vault`` provider. The provider uses it only
+  to mint short-lived child tokens (``skip_child_token`` stays false). Rotating it:
+  ``vault operator generate-root`` and ``pulumi state`` edit, or re-initialising a new Vault.
+* In transit, the init response and unseal keys cross the Internet inside TLS to Traefik
+  (publicly trusted certificate), then Traefik -> Vault TLS verified against the internal CA.
+  Traefik sees them in clear, as it sees every Vault API call (tokens, secrets) anyway.
+* Not chosen: auto-unseal. Transit auto-unseal needs a second Vault that is up before this
+  one and outside this cluster; OVH offers no KMS seal supported by Vault (platform notes).
+  Keeping the keys in a Kubernetes Secret for an in-cluster unsealer would put them next to
+  the data they protect (etcd backups, anyone with ``get secrets`` in the namespace).
+* A ``pulumi destroy`` or a lost state loses the keys: the resource is protected and
+  retained on delete, and the Vault namespace, release and PVCs are protected too.
+
+Preview of a brand-new environment: a dynamic resource is not created during preview, so its
+outputs (and the ``pulumi_vault`` provider's token) are unknown and nothing contacts Vault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dynamic
+
+from components.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
+
+POD_HEADER = "X-Weebo-Vault-Pod"
+
+
+def _call(props: dict[str, Any], method: str, path: str, pod: str | None = None, body: Any = None) -> Response:
+    headers = {POD_HEADER: pod} if pod else {}
+    return request_json(method, props["address"].rstrip("/") + path, headers=headers, body=body,
+                        verify_tls=bool(props["verify_tls"]))
+
+
+def _interval(props: dict[str, Any]) -> float:
+    return float(props.get("poll_interval_seconds") or 5)
+
+
+def _seal_status(props: dict[str, Any], pod: str) -> dict[str, Any]:
+    resp = _call(props, "GET", "/v1/sys/seal-status", pod)
+    if resp.status != 200 or not isinstance(resp.body, dict):
+        raise NotYet(f"{pod}: seal-status answered HTTP {resp.status}")
+    return resp.body
+
+
+def _initialise(props: dict[str, Any]) -> tuple[list[str], str]:
+    first = props["pods"][0]
+
+    def status() -> bool:
+        resp = _call(props, "GET", "/v1/sys/init", first)
+        if resp.status != 200 or not isinstance(resp.body, dict):
+            raise NotYet(f"{first}: sys/init answered HTTP {resp.status}")
+        return bool(resp.body.get("initialized"))
+
+    if wait_until(status, timeout=float(props["timeout_seconds"]), interval=_interval(props),
+                  what=f"Vault {first} at {props['address']}"):
+        raise BootstrapError(
+            "Vault is already initialised but this stack holds no unseal keys: refusing to continue. "
+            "Restore the stack state that initialised it, or import the keys, instead of re-creating "
+            "the VaultInit resource."
+        )
+    resp = _call(props, "PUT", "/v1/sys/init", first,
+                 {"secret_shares": int(props["key_shares"]), "secret_threshold": int(props["key_threshold"])})
+    if resp.status != 200 or not isinstance(resp.body, dict) or "root_token" not in resp.body:
+        raise BootstrapError(f"sys/init failed with HTTP {resp.status}")
+    return list(resp.body["keys_base64"]), str(resp.body["root_token"])
+
+
+def _unseal(props: dict[str, Any], keys: Sequence[str], pod: str) -> None:
+    threshold = int(props["key_threshold"])
+
+    def step() -> None:
+        st = _seal_status(props, pod)
+        if st.get("sealed") is False:
+            return
+        # Feed keys from where the pod's unseal progress stands; a follower still joining the
+        # raft cluster may reset its progress, in which case the next round starts over.
+        progress = int(st.get("progress") or 0)
+        for key in keys[progress:threshold]:
+            resp = _call(props, "PUT", "/v1/sys/unseal", pod, {"key": key})
+            if resp.status != 200 or not isinstance(resp.body, dict):
+                raise NotYet(f"{pod}: unseal answered HTTP {resp.status}")
+            if resp.body.get("sealed") is False:
+                return
+        raise NotYet(f"{pod}: still sealed (joining the raft cluster?)")
+
+    wait_until(step, timeout=float(props["timeout_seconds"]), interval=_interval(props), what=f"Vault {pod} to unseal")
+
+
+def _wait_active(props: dict[str, Any]) -> None:
+    def active() -> None:
+        resp = _call(props, "GET", "/v1/sys/health")
+        if resp.status != 200:
+            raise NotYet(f"active endpoint answered HTTP {resp.status}")
+
+    wait_until(active, timeout=float(props["timeout_seconds"]), interval=_interval(props),
+               what="an active Vault node")
+
+
+def _unseal_all(props: dict[str, Any], keys: Sequence[str]) -> None:
+    for pod in props["pods"]:
+        _unseal(props, keys, pod)
+    _wait_active(props)
+
+
+class _VaultInitProvider(dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        keys, root_token = _initialise(props)
+        _unseal_all(props, keys)
+        outs = {**props, "unseal_keys": keys, "root_token": root_token, "sealed_pods": []}
+        return dynamic.CreateResult(id_=props["address"], outs=outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        # ``pulumi refresh``: record which pods are sealed. Unreachable means "unknown": keep the
+        # state as it is rather than failing the refresh.
+        sealed = []
+        try:
+            for pod in props.get("pods", []):
+                if _seal_status(props, pod).get("sealed"):
+                    sealed.append(pod)
+        except (NotYet, OSError):
+            return dynamic.ReadResult(id_, props)
+        return dynamic.ReadResult(id_, {**props, "sealed_pods": sealed})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        changed = bool(olds.get("sealed_pods")) or any(
+            olds.get(k) != news.get(k) for k in ("address", "pods", "verify_tls", "timeout_seconds")
+        )
+        # keyShares/keyThreshold only matter at initialisation; nothing is ever replaced.
+        return dynamic.DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        keys = list(olds["unseal_keys"])
+        merged = {**news, "key_threshold": olds["key_threshold"]}
+        _unseal_all(merged, keys)
+        return dynamic.UpdateResult(outs={
+            **news, "key_shares": olds["key_shares"], "key_threshold": olds["key_threshold"],
+            "unseal_keys": keys, "root_token": olds["root_token"], "sealed_pods": [],
+        })
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Forgetting the keys does not touch Vault; the resource is retained on delete anyway.
+        return None
+
+
+@dataclass(frozen=True)
+class VaultInitArgs:
+    address: str  # public URL, e.g. https://vault.cloud.example.org
+    pods: Sequence[str]  # StatefulSet pod names, vault-0 first
+    key_shares: int
+    key_threshold: int
+    verify_tls: bool = True
+    timeout_seconds: int = 900
+    poll_interval_seconds: int = 5
+
+
+class VaultInit(dynamic.Resource, module="weebo", name="VaultInit"):
+    """Outputs ``root_token`` and ``unseal_keys`` are secrets (see the module docstring)."""
+
+    root_token: pulumi.Output[str]
+    unseal_keys: pulumi.Output[list[str]]
+    sealed_pods: pulumi.Output[list[str]]
+
+    SECRET_OUTPUTS = ("root_token", "unseal_keys")
+
+    def __init__(self, name: str, args: VaultInitArgs, opts: pulumi.ResourceOptions | None = None):
+        if args.key_threshold > args.key_shares:
+            raise ValueError("key_threshold cannot exceed key_shares")
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=list(self.SECRET_OUTPUTS))
+        )
+        super().__init__(
+            _VaultInitProvider(),
+            name,
+            {
+                "address": args.address,
+                "pods": list(args.pods),
+                "key_shares": args.key_shares,
+                "key_threshold": args.key_threshold,
+                "verify_tls": args.verify_tls,
+                "timeout_seconds": args.timeout_seconds,
+                "poll_interval_seconds": args.poll_interval_seconds,
+                "root_token": None,
+                "unseal_keys": None,
+                "sealed_pods": None,
+            },
+            opts,
+        )
