@@ -104,3 +104,32 @@ TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
     "1.11": ("1.31", "1.32", "1.33", "1.34"),
     "1.12": ("1.31", "1.32", "1.33", "1.34", "1.35"),
 }
+
+# --- kubevirt-csi-driver (tenant volumes) ------------------------------------------------------
+# Upstream kubevirt/csi-driver has no releases and publishes only quay.io/kubevirt/...:latest
+# (.github/workflows/create_image.yaml @27b52aa); no digest of it is published anywhere we could
+# read. Kubermatic builds the same driver (same flags, split mode included) with exact tags; its
+# KubeOne image list pins quay.io/kubermatic/kubevirt-csi-driver:v0.4.5 (KubeVirtCSI). An exact
+# tag, no digest: replace with an upstream digest once one is published.
+# renovate: datasource=docker depName=quay.io/kubermatic/kubevirt-csi-driver
+KUBEVIRT_CSI_DRIVER_VERSION = "v0.4.5"
+# Kubernetes CSI sidecars, exact upstream tags (no digest found in the sources we can read).
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-provisioner
+CSI_PROVISIONER_VERSION = "v5.3.0"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-attacher
+CSI_ATTACHER_VERSION = "v4.8.1"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-resizer
+CSI_RESIZER_VERSION = "v1.13.1"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-node-driver-registrar
+CSI_NODE_DRIVER_REGISTRAR_VERSION = "v2.15.0"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/livenessprobe
+CSI_LIVENESS_PROBE_VERSION = "v2.17.0"
+
+KUBEVIRT_CSI_IMAGES: dict[str, str] = {
+    "driver": f"quay.io/kubermatic/kubevirt-csi-driver:{KUBEVIRT_CSI_DRIVER_VERSION}",
+    "provisioner": f"registry.k8s.io/sig-storage/csi-provisioner:{CSI_PROVISIONER_VERSION}",
+    "attacher": f"registry.k8s.io/sig-storage/csi-attacher:{CSI_ATTACHER_VERSION}",
+    "resizer": f"registry.k8s.io/sig-storage/csi-resizer:{CSI_RESIZER_VERSION}",
+    "registrar": f"registry.k8s.io/sig-storage/csi-node-driver-registrar:{CSI_NODE_DRIVER_REGISTRAR_VERSION}",
+    "livenessprobe": f"registry.k8s.io/sig-storage/livenessprobe:{CSI_LIVENESS_PROBE_VERSION}",
+}
