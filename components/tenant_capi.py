@@ -113,7 +113,9 @@ def kubevirt_cluster(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
         "metadata": _meta(cluster_name(tenant), namespace(cfg, tenant), tenant),
         "spec": {
             "controlPlaneServiceTemplate": {
-                "metadata": {"annotations": {EXTERNAL_DNS_HOSTNAME: hostnames(cfg).tenant_api(tenant.name)}},
+                # The tenant label lets the LB IP pool / L2 announcement select tenant API Services.
+                "metadata": {"labels": {TENANT_NAMESPACE_LABEL: tenant.name},
+                             "annotations": {EXTERNAL_DNS_HOSTNAME: hostnames(cfg).tenant_api(tenant.name)}},
                 "spec": {"type": "LoadBalancer"},
             },
         },
@@ -155,7 +157,8 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
                                     "cpu": {"cores": shape.cpu},
                                     # Whole cores and the full memory requested: the quota and the
                                     # host capacity check count VMs at their size, not overcommitted.
-                                    "resources": {"requests": {"cpu": str(shape.cpu), "memory": f"{shape.memory_gib}Gi"}},
+                                    "resources": {"requests": {"cpu": str(shape.cpu),
+                                                               "memory": f"{shape.memory_gib}Gi"}},
                                     "devices": {
                                         "disks": [{"name": BOOT_VOLUME, "disk": {"bus": "virtio"}}],
                                         "networkInterfaceMultiqueue": True,

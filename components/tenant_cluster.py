@@ -166,17 +166,23 @@ class TenantCluster(pulumi.ComponentResource):
 
     def _capi(self, name: str, objs: ClusterObjects, provider: k8s.Provider, ns: pulumi.Resource,
               schematic: pulumi.Resource, protect: bool) -> None:
-        """Creation order: infrastructure and templates, then the Cluster, then its control plane
-        (awaited until its API answers; it cannot initialise before the Cluster exists, so the
-        Cluster must not wait for it), then the worker machine sets."""
+        """The Cluster (CAPI waits for the objects it references), the infrastructure and templates,
+        then the control plane (awaited until its API answers; it cannot initialise before the
+        Cluster exists, so the Cluster must not wait for it), then the worker machine sets.
+
+        Deleting the tenant deletes the Cluster object only: CAPI owns every other object of the
+        set (owner references) and tears it down in its own order, machines first ("delete the
+        Cluster, not its parts", CAPI book). The others are ``deleted_with`` the Cluster; removing a
+        single pool from the config still deletes its objects."""
+        self.cluster = k8s_object(f"{name}-cluster", objs.cluster, pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=[ns], protect=protect, custom_timeouts=CLUSTER_DELETE_TIMEOUTS))
 
         def opts(*deps: pulumi.Resource, **kw: Any) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns, *deps], **kw)
+            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns, *deps],
+                                          deleted_with=self.cluster, **kw)
 
-        infra = k8s_object(f"{name}-kubevirt-cluster", objs.kubevirt_cluster, opts(protect=protect))
+        k8s_object(f"{name}-kubevirt-cluster", objs.kubevirt_cluster, opts(protect=protect))
         cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(schematic))
-        self.cluster = k8s_object(f"{name}-cluster", objs.cluster,
-                                  opts(infra, protect=protect, custom_timeouts=CLUSTER_DELETE_TIMEOUTS))
         control_plane = dict(objs.control_plane)
         control_plane["metadata"] = {**control_plane["metadata"],
                                      "annotations": {"pulumi.com/waitFor": CONTROL_PLANE_INITIALIZED}}

@@ -28,7 +28,14 @@ from typing import Any
 
 from components.common import MANAGED_BY
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT, TENANT_NAMESPACE_LABEL, TRAEFIK_NAMESPACE
-from components.tenant_capi import CLUSTER_NAME_LABEL, CONTROL_PLANE_ROLE, MAX_SURGE, ROLE_LABEL, cluster_name, namespace
+from components.tenant_capi import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_ROLE,
+    MAX_SURGE,
+    ROLE_LABEL,
+    cluster_name,
+    namespace,
+)
 from stacks.config import PlatformConfig, Tenant
 
 CILIUM_API = "cilium.io/v2"
@@ -119,7 +126,8 @@ def _tcp(*ports: int) -> list[dict[str, Any]]:
     return [{"protocol": "TCP", "port": p} for p in ports]
 
 
-def network_policies(cfg: PlatformConfig, tenant: Tenant, csi_controller_labels: dict[str, str]) -> list[dict[str, Any]]:
+def network_policies(cfg: PlatformConfig, tenant: Tenant,
+                     csi_controller_labels: dict[str, str]) -> list[dict[str, Any]]:
     ns = namespace(cfg, tenant)
     platform_namespaces = {"namespaceSelector": {"matchExpressions": [
         {"key": TENANT_NAMESPACE_LABEL, "operator": "DoesNotExist"}]}}

@@ -33,7 +33,8 @@ from stacks.config import PlatformConfig, Tenant
 DRIVER = "csi.kubevirt.io"
 TENANT_NAMESPACE = "kubevirt-csi-driver"  # in the tenant cluster
 CONFIG_MAP = "driver-config"
-CONTROLLER_LABELS = {"app.kubernetes.io/name": "kubevirt-csi-controller", "app.kubernetes.io/part-of": "kubevirt-csi-driver"}
+CONTROLLER_LABELS = {"app.kubernetes.io/name": "kubevirt-csi-controller",
+                     "app.kubernetes.io/part-of": "kubevirt-csi-driver"}
 NODE_LABELS = {"app.kubernetes.io/name": "kubevirt-csi-node", "app.kubernetes.io/part-of": "kubevirt-csi-driver"}
 INFRA_SERVICE_ACCOUNT = "kubevirt-csi"  # management cluster, tenant namespace
 TENANT_CONTROLLER_SA = "kubevirt-csi-controller"  # tenant cluster: identity of the remote controller
@@ -231,7 +232,8 @@ def controller_rules() -> list[dict[str, Any]]:
          "verbs": ["get", "list", "watch", "update", "patch"]},
         {"apiGroups": ["storage.k8s.io"], "resources": ["volumeattachments/status"],
          "verbs": ["get", "list", "watch", "update", "patch"]},
-        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes"],
+         "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch", "create", "update", "patch"]},
         # csi-provisioner/attacher leader election is off, but the resizer reads leases.
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
@@ -243,7 +245,8 @@ def node_rules() -> list[dict[str, Any]]:
     return [
         {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "watch", "update"]},
         {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses", "csinodes"],
+         "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "update", "patch"]},
         {"apiGroups": ["storage.k8s.io"], "resources": ["volumeattachments"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch", "create", "update", "patch"]},
@@ -279,9 +282,11 @@ def node_daemonset() -> dict[str, Any]:
                             "securityContext": {"privileged": True, "allowPrivilegeEscalation": True},
                             "args": ["--endpoint=unix:/csi/csi.sock", "--node-name=$(KUBE_NODE_NAME)",
                                      "--run-node-service=true", "--run-controller-service=false", "--v=3"],
-                            "env": [{"name": "KUBE_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                            "env": [{"name": "KUBE_NODE_NAME",
+                                     "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
                             "volumeMounts": [
-                                {"name": "kubelet-dir", "mountPath": "/var/lib/kubelet", "mountPropagation": "Bidirectional"},
+                                {"name": "kubelet-dir", "mountPath": "/var/lib/kubelet",
+                                 "mountPropagation": "Bidirectional"},
                                 {"name": "plugin-dir", "mountPath": "/csi"},
                                 {"name": "device-dir", "mountPath": "/dev"},
                                 {"name": "udev", "mountPath": "/run/udev"},
@@ -295,9 +300,11 @@ def node_daemonset() -> dict[str, Any]:
                         {
                             "name": "csi-node-driver-registrar",
                             "image": images["registrar"],
-                            "args": ["--csi-address=$(ADDRESS)", "--kubelet-registration-path=$(DRIVER_REG_SOCK_PATH)", "--v=3"],
+                            "args": ["--csi-address=$(ADDRESS)",
+                                     "--kubelet-registration-path=$(DRIVER_REG_SOCK_PATH)", "--v=3"],
                             "env": [{"name": "ADDRESS", "value": "/csi/csi.sock"},
-                                    {"name": "DRIVER_REG_SOCK_PATH", "value": f"/var/lib/kubelet/plugins/{DRIVER}/csi.sock"}],
+                                    {"name": "DRIVER_REG_SOCK_PATH",
+                                     "value": f"/var/lib/kubelet/plugins/{DRIVER}/csi.sock"}],
                             "volumeMounts": [{"name": "plugin-dir", "mountPath": "/csi"},
                                              {"name": "registration-dir", "mountPath": "/registration"}],
                             "resources": _resources("5m", "20Mi", "64Mi"),

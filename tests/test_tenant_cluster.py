@@ -10,7 +10,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from stacks import plan as plan_module
-from stacks.mocks import PlanMocks, RecordingMonitor, contains_secret, plain, redact
+from stacks.mocks import PlanMocks, RecordingMonitor, contains_secret, redact
 from stacks.plan import diff_plans, plan_document, write_plan
 from tests.factories import base_raw, plan, tenant
 from tests.schemas import require_schemas, validate_custom_resource
@@ -186,6 +186,16 @@ def test_deletion_is_refused_unless_the_tenant_allows_it(two_tenants):
             # Machine sets and templates are replaced on upgrades: never protected.
             if "MachineTemplate" in r.type or "MachineDeployment" in r.type or "TalosConfigTemplate" in r.type:
                 assert not r.protect, r.name
+
+
+def test_deleting_a_tenant_deletes_the_cluster_object_and_lets_cluster_api_cascade(two_tenants):
+    regs = _tenant_resources(two_tenants, "alpha")
+    cluster = _one(regs, CLUSTER)
+    capi = [r for r in regs if r.type.split(":")[1].split("/")[0].endswith("cluster.x-k8s.io") and r is not cluster]
+    assert len(capi) == 7  # KubevirtCluster, control plane + template, pool: template, bootstrap, machines, check
+    for r in capi:
+        assert r.deleted_with == cluster.urn, r.name
+    assert not cluster.deleted_with
 
 
 def test_objects_in_the_tenant_never_block_its_deletion(two_tenants):

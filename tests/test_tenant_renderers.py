@@ -86,7 +86,8 @@ def test_v1beta2_references_are_api_group_kind_name(cfg, alpha):
     md = objs.pools[0].machine_deployment["spec"]["template"]["spec"]
     assert md["infrastructureRef"]["name"] == objs.pools[0].machine_template["metadata"]["name"]
     assert md["bootstrap"]["configRef"]["name"] == objs.pools[0].config_template["metadata"]["name"]
-    assert objs.control_plane["spec"]["infrastructureTemplate"]["name"] == objs.control_plane_template["metadata"]["name"]
+    cp_template = objs.control_plane_template["metadata"]["name"]
+    assert objs.control_plane["spec"]["infrastructureTemplate"]["name"] == cp_template
 
 
 def test_vms_boot_the_openstack_image_of_the_tenant_talos_version_without_ssh_check(cfg, alpha):
@@ -108,7 +109,8 @@ def test_machine_shapes_come_from_the_config(cfg, alpha):
         domain = vm["template"]["spec"]["domain"]
         assert domain["cpu"]["cores"] == p.pool.cpu
         assert domain["resources"]["requests"] == {"cpu": str(p.pool.cpu), "memory": f"{p.pool.memory_gib}Gi"}
-        assert vm["dataVolumeTemplates"][0]["spec"]["storage"]["resources"]["requests"]["storage"] == f"{p.pool.disk_gib}Gi"
+        storage = vm["dataVolumeTemplates"][0]["spec"]["storage"]
+        assert storage["resources"]["requests"]["storage"] == f"{p.pool.disk_gib}Gi"
         assert p.machine_deployment["spec"]["replicas"] == p.pool.replicas
     assert objs.control_plane["spec"]["replicas"] == 3
     assert objs.control_plane["spec"]["version"] == "v1.35.4"
