@@ -64,7 +64,9 @@ def quota_hard(cfg: PlatformConfig, tenant: Tenant) -> dict[str, str]:
     """The tenant's size: every VM of every machine set plus one surge VM per set (CAPI rolls
     one extra machine at a time on upgrades; without room for it a rollout would hang), each with
     hostCapacity.vmOverhead; boot disks plus the tenant's own volumes with CDI's file system
-    overhead; one LoadBalancer Service (the API)."""
+    overhead; one LoadBalancer Service (the API). Imports over http into a non-CSI storage class
+    (local-path) need no scratch or "prime" PVC; with a CSI infra class CDI's populators would
+    briefly hold a second PVC per importing disk (covered by the surge room for one VM per set)."""
     ov = cfg.host_capacity.vm_overhead
     cpu_milli = AUX_CPU_MILLI
     memory_mib = AUX_MEMORY_MIB
