@@ -137,3 +137,32 @@ CDI_OPERATOR_SHA256 = "f81f2730f3404649196e9777b67a3c69fd6ea5d9eb60775dfd97ac90d
 LOCAL_PATH_PROVISIONER_IMAGE = "docker.io/rancher/local-path-provisioner:v0.0.37@sha256:e757967a5ec338f6a9b371c5a9688bedaa8c3578ea3dd4db329ea0084be0a86f"  # noqa: E501
 # renovate: datasource=docker depName=docker.io/library/busybox
 LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:1.37.0@sha256:9db7b59979c38555a39def84a31fb98b5296952f9e3afd4f6f11f05b07adfab0"  # noqa: E501
+
+# --- kubevirt-csi-driver (tenant volumes) ------------------------------------------------------
+# Upstream kubevirt/csi-driver has no releases and publishes only quay.io/kubevirt/...:latest
+# (.github/workflows/create_image.yaml @27b52aa); no digest of it is published anywhere we could
+# read. Kubermatic builds the same driver (same flags, split mode included) with exact tags; its
+# KubeOne image list pins quay.io/kubermatic/kubevirt-csi-driver:v0.4.5 (KubeVirtCSI). An exact
+# tag, no digest: replace with an upstream digest once one is published.
+# renovate: datasource=docker depName=quay.io/kubermatic/kubevirt-csi-driver
+KUBEVIRT_CSI_DRIVER_VERSION = "v0.4.5"
+# Kubernetes CSI sidecars, exact upstream tags (no digest found in the sources we can read).
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-provisioner
+CSI_PROVISIONER_VERSION = "v5.3.0"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-attacher
+CSI_ATTACHER_VERSION = "v4.8.1"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-resizer
+CSI_RESIZER_VERSION = "v1.13.1"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/csi-node-driver-registrar
+CSI_NODE_DRIVER_REGISTRAR_VERSION = "v2.15.0"
+# renovate: datasource=docker depName=registry.k8s.io/sig-storage/livenessprobe
+CSI_LIVENESS_PROBE_VERSION = "v2.17.0"
+
+KUBEVIRT_CSI_IMAGES: dict[str, str] = {
+    "driver": f"quay.io/kubermatic/kubevirt-csi-driver:{KUBEVIRT_CSI_DRIVER_VERSION}",
+    "provisioner": f"registry.k8s.io/sig-storage/csi-provisioner:{CSI_PROVISIONER_VERSION}",
+    "attacher": f"registry.k8s.io/sig-storage/csi-attacher:{CSI_ATTACHER_VERSION}",
+    "resizer": f"registry.k8s.io/sig-storage/csi-resizer:{CSI_RESIZER_VERSION}",
+    "registrar": f"registry.k8s.io/sig-storage/csi-node-driver-registrar:{CSI_NODE_DRIVER_REGISTRAR_VERSION}",
+    "livenessprobe": f"registry.k8s.io/sig-storage/livenessprobe:{CSI_LIVENESS_PROBE_VERSION}",
+}

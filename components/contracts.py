@@ -153,6 +153,15 @@ LOCAL_PATH_VOLUME = "local-path"
 LOCAL_PATH_HOST_DIR = f"/var/mnt/{LOCAL_PATH_VOLUME}"
 LOCAL_PATH_STORAGE_CLASS = "local-path"  # CDI scratch space and kubevirt-csi infra volumes
 
+
+
+# --------------------------------------------------------------------------------------------
+# Tenant clusters (components/tenant_cluster.py) and the services wired to them.
+# --------------------------------------------------------------------------------------------
+
+from collections.abc import Sequence  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
+
 # Label every tenant namespace carries (components/tenant_cluster.py). Platform services select
 # tenant namespaces by it in network policies (e.g. ArgoCD and Cluster API reach tenant APIs).
 TENANT_NAMESPACE_LABEL = "weebo.io/tenant"
@@ -222,6 +231,7 @@ def argocd_cluster_secret_data(
 # Username claim: Authentik's profile scope sets preferred_username to the username and always
 # sends email_verified=false (blueprints/system/providers-oauth2.yaml), which the apiserver
 # rejects for the "email" claim.
+
 OIDC_USERNAME_CLAIM = "preferred_username"
 OIDC_USERNAME_PREFIX = "oidc:"
 OIDC_GROUPS_CLAIM = "groups"  # Authentik profile scope: [group.name for group in user.ak_groups]
@@ -240,3 +250,54 @@ def oidc_group_subject(group: str) -> str:
 FORWARD_AUTH_OUTPOST_NAMESPACE = "authentik"
 FORWARD_AUTH_OUTPOST_PORT = 9000
 FORWARD_AUTH_OUTPOST_PATH_PREFIX = "/outpost.goauthentik.io/"
+
+def tenant_oidc_slug(tenant: str) -> str:
+    """Slug of the Authentik application (OIDC provider) of a tenant's Kubernetes API. The tenant
+    API server trusts issuer ``authentik_issuer_url(cfg, slug)`` with client id == slug (a public
+    client for kubelogin, redirect http://localhost:8000): Authentik must create exactly this."""
+    return f"tenant-{tenant}"
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What a tenant cluster offers to the services that wire themselves to it (identity wave).
+
+    ``server`` and ``ca_data`` come from the CAPI kubeconfig and the tenant's token Secrets: they
+    are unknown until the tenant control plane exists. Resources created in the tenant cluster go
+    through ``provider`` with ``deleted_with=deleted_with`` so they never block its deletion.
+    """
+
+    tenant: str
+    namespace: str  # its namespace on the management cluster
+    server: pulumi.Output[str]  # https://<api lb ip>:6443 (Pulumi secret: it comes from the kubeconfig)
+    ca_data: pulumi.Output[str]  # base64 PEM of the tenant cluster CA
+    provider: Any  # pulumi_kubernetes.Provider of the tenant cluster
+    deleted_with: pulumi.Resource
+    oidc_slug: str
+    admin_groups: tuple[str, ...]
+
+
+class TenantIdentity(Protocol):
+    """Authentik (issue 5, identity wave): the OIDC application of one tenant's API."""
+
+    def add_tenant_application(self, access: TenantAccess) -> OidcClient:
+        """Create application + provider with slug ``access.oidc_slug`` (client id == slug), open to
+        ``access.admin_groups``; return what the tenant API server trusts."""
+        ...
+
+
+class TenantSecrets(Protocol):
+    """Vault (issue 5, identity wave): a Kubernetes auth mount, role and policy for one tenant."""
+
+    def add_tenant_auth(self, access: TenantAccess) -> pulumi.Resource:
+        """Mount ``kubernetes-<tenant>`` validating tokens against ``access.server``/``ca_data``;
+        the token reviewer ServiceAccount is created in the tenant through ``access.provider``."""
+        ...
+
+
+class TenantRoutes(Protocol):
+    """NetBird: a route to a tenant's networks when the tenant asks for one (``netbirdRoute``)."""
+
+    def add_tenant_route(self, tenant: str, cidrs: Sequence[str], access_groups: Sequence[str],
+                         depends_on: Sequence[pulumi.Resource] = ()) -> Any:
+        ...

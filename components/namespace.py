@@ -16,7 +16,9 @@ PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
 # Namespaces whose workloads truly need host access (eBPF datapath, VM launchers, CSI mounts,
 # WireGuard). Any other namespace asking for 'privileged' is refused at construction time.
 PRIVILEGED_NAMESPACES = frozenset(
-    {"kube-system", "cilium", "kubevirt", "cdi", "local-path-storage", "netbird"}
+    {"kube-system", "cilium", "kubevirt", "cdi", "local-path-storage", "netbird",
+     # inside tenant clusters: the kubevirt-csi node plugin mounts volumes on the host
+     "kubevirt-csi-driver"}
 )
 
 

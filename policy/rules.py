@@ -64,7 +64,8 @@ UNKNOWN = "[unknown]"
 # Namespaces whose workloads truly need host access. Mirror of
 # components.namespace.PRIVILEGED_NAMESPACES (tests/test_policy.py fails when they differ);
 # copied so that the policy pack runs without the program's dependencies.
-PRIVILEGED_NAMESPACES = frozenset({"kube-system", "cilium", "kubevirt", "cdi", "local-path-storage", "netbird"})
+PRIVILEGED_NAMESPACES = frozenset({"kube-system", "cilium", "kubevirt", "cdi", "local-path-storage", "netbird",
+                                   "kubevirt-csi-driver"})
 
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -496,6 +497,10 @@ def check_protect(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iter
 
 def check_retain(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
     reason = irreplaceable_reason(record, context)
+    # A tenant's Cluster is deleted on purpose (allowDeletion): retaining it would orphan its VMs,
+    # since only deleting the Cluster object makes Cluster API tear the machines down.
+    if str(record.get("type", "")).startswith("kubernetes:cluster.x-k8s.io/"):
+        return
     # retainOnDelete is None where the engine does not report it (CrossGuard's resource options).
     if reason and record.get("retainOnDelete") is False:
         yield f"not retained on delete, but {reason}: add retain_on_delete=True"

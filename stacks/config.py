@@ -584,7 +584,21 @@ class Tenant(Model):
     admin_groups: list[DnsLabel] = Field(min_length=1)
     apps: list[TenantApp] = Field(default_factory=list)
     netbird_route: bool = False
-    allow_deletion: bool = Field(default=False, description="Must be true before the tenant is removed from the config.")
+    allow_deletion: bool = Field(
+        default=False,
+        description="Deleting a tenant takes two runs: set this to true (lifts the protection of its "
+        "namespace, Cluster and control plane), then remove the tenant from the config.",
+    )
+    api_source_ranges: list[Cidr] | None = Field(
+        default=None,
+        description="Ranges allowed to reach the tenant API load balancer from outside the management "
+        "cluster; defaults to managementCluster.operatorSourceRanges (or anywhere when that is empty).",
+    )
+    volume_storage_gib: int = Field(
+        default=100, ge=0, le=100_000,
+        description="Capacity for the tenant's own PersistentVolumes (kubevirt-csi), counted in the "
+        "namespace quota on top of the VM boot disks.",
+    )
 
     @property
     def machines(self) -> list[tuple[int, MachineShape]]:

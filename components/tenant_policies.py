@@ -1,0 +1,170 @@
+"""A tenant's namespace on the management cluster: its quota and its network isolation (pure
+renderers; the namespace itself is a ``components.namespace.PlatformNamespace``, which already
+denies everything both ways and allows DNS to kube-dns).
+
+What a tenant's pods (virt-launcher pods of its VMs, CDI importer pods, the kubevirt-csi
+controller) may do, and nothing more:
+
+- talk to each other (VM to VM, nodes to the API load balancer's backends, CSI controller to the
+  tenant API);
+- be reached on the API (6443) and Talos (50000) ports of the control-plane VMs from platform
+  namespaces (Cluster API providers, ArgoCD, NetBird's routing peer: every namespace *without* the
+  tenant label), and on 6443 from the tenant's API source ranges outside the cluster;
+- reach the Internet (Cilium entity ``world``: outside the cluster, so neither other tenants'
+  pods, nor nodes, nor the management kube-apiserver) and Traefik's HTTPS port, through which the
+  tenant API server fetches its OIDC issuer's keys from Authentik (auth.<zone>);
+- the CSI controller alone reaches the management kube-apiserver (it manages DataVolumes).
+
+Other tenants stay out both ways: their namespaces carry the tenant label, so neither selector
+admits them, and their VMs are not ``world``. NetworkPolicy ``ipBlock`` does not match Cilium's
+reserved identities, hence CiliumNetworkPolicy for ``world`` and ``kube-apiserver``.
+Ref: cilium CiliumNetworkPolicy v2 (../shared/schemas/cilium/crd-jsonschema), toEntities enum.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from components.common import MANAGED_BY
+from components.contracts import TALOS_API_PORT, TENANT_API_PORT, TENANT_NAMESPACE_LABEL, TRAEFIK_NAMESPACE
+from components.tenant_capi import (
+    CLUSTER_NAME_LABEL,
+    CONTROL_PLANE_ROLE,
+    MAX_SURGE,
+    ROLE_LABEL,
+    cluster_name,
+    namespace,
+)
+from stacks.config import PlatformConfig, Tenant
+
+CILIUM_API = "cilium.io/v2"
+TRAEFIK_WEBSECURE_POD_PORT = 8443  # traefik chart 41.3.0 values.yaml ports.websecure.port
+KUBE_APISERVER_PORT = 6443  # Talos kube-apiserver on the management nodes
+# CDI reserves this share of a Filesystem volume for the file system: a DataVolume of N GiB asks
+# for a PVC of N / (1 - overhead). Ref: CDI v1.66.0 pkg/common/common.go DefaultGlobalOverhead.
+CDI_FILESYSTEM_OVERHEAD = 0.06
+# Room for the tenant's small pods: the kubevirt-csi controller (see tenant_storage), CDI importer
+# pods while boot disks import (CDI default requests 100m / 60M each) and hotplug attachment pods.
+AUX_CPU_MILLI = 1000
+AUX_MEMORY_MIB = 1024
+# Containers that declare no requests get these (the quota requires requests on every pod).
+DEFAULT_REQUEST = {"cpu": "50m", "memory": "64Mi"}
+
+
+# --------------------------------------------------------------------------------------------
+# Quota
+# --------------------------------------------------------------------------------------------
+
+def _with_overhead(gib: int) -> int:
+    return math.ceil(gib / (1 - CDI_FILESYSTEM_OVERHEAD))
+
+
+def quota_hard(cfg: PlatformConfig, tenant: Tenant) -> dict[str, str]:
+    """The tenant's size: every VM of every machine set plus one surge VM per set (CAPI rolls
+    one extra machine at a time on upgrades; without room for it a rollout would hang), each with
+    hostCapacity.vmOverhead; boot disks plus the tenant's own volumes with CDI's file system
+    overhead; one LoadBalancer Service (the API). Imports over http into a non-CSI storage class
+    (local-path) need no scratch or "prime" PVC; with a CSI infra class CDI's populators would
+    briefly hold a second PVC per importing disk (covered by the surge room for one VM per set)."""
+    ov = cfg.host_capacity.vm_overhead
+    cpu_milli = AUX_CPU_MILLI
+    memory_mib = AUX_MEMORY_MIB
+    storage_gib = _with_overhead(tenant.volume_storage_gib) if tenant.volume_storage_gib else 0
+    for count, shape in tenant.machines:
+        vms = count + MAX_SURGE if count else 0
+        cpu_milli += vms * round((shape.cpu + ov.cpu) * 1000)
+        memory_mib += vms * (shape.memory_gib * 1024 + ov.memory_mib)
+        storage_gib += vms * _with_overhead(shape.disk_gib)
+    return {
+        "requests.cpu": f"{cpu_milli}m",
+        "requests.memory": f"{memory_mib}Mi",
+        "requests.storage": f"{storage_gib}Gi",
+        # The API Service only. (No services.nodeports limit: a LoadBalancer Service allocates
+        # node ports by default and counts against it.)
+        "services.loadbalancers": "1",
+    }
+
+
+def resource_quota(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "tenant-size", "namespace": namespace(cfg, tenant), "labels": dict(MANAGED_BY)},
+        "spec": {"hard": quota_hard(cfg, tenant)},
+    }
+
+
+def limit_range(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "default-requests", "namespace": namespace(cfg, tenant), "labels": dict(MANAGED_BY)},
+        "spec": {"limits": [{"type": "Container", "defaultRequest": dict(DEFAULT_REQUEST)}]},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+def api_source_ranges(cfg: PlatformConfig, tenant: Tenant) -> list[str]:
+    if tenant.api_source_ranges is not None:
+        return list(tenant.api_source_ranges)
+    return list(cfg.management_cluster.operator_source_ranges) or ["0.0.0.0/0"]
+
+
+def _np(name: str, ns: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)}, "spec": spec}
+
+
+def _cnp(name: str, ns: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": CILIUM_API, "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)}, "spec": spec}
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def network_policies(cfg: PlatformConfig, tenant: Tenant,
+                     csi_controller_labels: dict[str, str]) -> list[dict[str, Any]]:
+    ns = namespace(cfg, tenant)
+    platform_namespaces = {"namespaceSelector": {"matchExpressions": [
+        {"key": TENANT_NAMESPACE_LABEL, "operator": "DoesNotExist"}]}}
+    control_plane_vms = {"matchLabels": {ROLE_LABEL: CONTROL_PLANE_ROLE, CLUSTER_NAME_LABEL: cluster_name(tenant)}}
+    return [
+        _np("allow-same-namespace", ns, {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "egress": [{"to": [{"podSelector": {}}]}],
+        }),
+        _np("allow-api-ingress", ns, {
+            "podSelector": control_plane_vms,
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [platform_namespaces], "ports": _tcp(TENANT_API_PORT, TALOS_API_PORT)},
+                {"from": [{"ipBlock": {"cidr": c}} for c in api_source_ranges(cfg, tenant)],
+                 "ports": _tcp(TENANT_API_PORT)},
+            ],
+        }),
+        _np("allow-egress-to-traefik", ns, {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TRAEFIK_NAMESPACE}}}],
+                "ports": _tcp(TRAEFIK_WEBSECURE_POD_PORT),
+            }],
+        }),
+        _cnp("allow-world-egress", ns, {
+            "endpointSelector": {},
+            "egress": [{"toEntities": ["world"]}],
+        }),
+        _cnp("allow-csi-controller-to-apiserver", ns, {
+            "endpointSelector": {"matchLabels": dict(csi_controller_labels)},
+            "egress": [{"toEntities": ["kube-apiserver"],
+                        "toPorts": [{"ports": [{"port": str(KUBE_APISERVER_PORT), "protocol": "TCP"}]}]}],
+        }),
+    ]
