@@ -61,3 +61,20 @@ def helm_release(
 def irreplaceable(**kwargs: Any) -> pulumi.ResourceOptions:
     """Options for state whose loss is a disaster: protected and kept if dropped from the program."""
     return pulumi.ResourceOptions(protect=True, retain_on_delete=True, **kwargs)
+
+
+def checkov_skips(reasons: dict[str, str]) -> dict[str, str]:
+    """Annotations that suppress checkov checks on one object, each with the reason it must be so.
+
+    Ref: checkov docs "Suppressing and skipping policies" (Kubernetes: checkov.io/skipN annotations).
+    """
+    return {f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(sorted(reasons.items()), 1)}
+
+
+# A privileged host agent (CSI node plugin, VPN router): what checkov flags, and why it must be so.
+PRIVILEGED_AGENT_SKIPS = {
+    "CKV_K8S_16": "privileged by nature: mounts block devices / creates network interfaces on the host",
+    "CKV_K8S_20": "a privileged container implies privilege escalation",
+    "CKV_K8S_23": "root is required to mount filesystems and manage interfaces",
+    "CKV_K8S_28": "a privileged container holds every capability, NET_RAW included",
+}

@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 import pulumi_netbird as netbird
 
 import versions
-from components.common import MANAGED_BY
+from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
 from components.contracts import NetbirdRoute
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import ConfigError, ConfigProblem, PlatformConfig
@@ -126,7 +126,11 @@ def routing_peer_manifests(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {**MANAGED_BY, **labels}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {**MANAGED_BY, **labels},
+                     "annotations": checkov_skips({
+                         **PRIVILEGED_AGENT_SKIPS,
+                         "CKV_K8S_39": "SYS_ADMIN for the client's eBPF paths, as upstream's routing peer",
+                     })},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},

@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 import versions
-from components.common import MANAGED_BY
+from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
 from components.tenant_capi import namespace
 from components.tenant_k8s import k8s_object
 from stacks.config import PlatformConfig, Tenant
@@ -266,7 +266,8 @@ def node_daemonset() -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": _meta("kubevirt-csi-node", TENANT_NAMESPACE, NODE_LABELS),
+        "metadata": _meta("kubevirt-csi-node", TENANT_NAMESPACE, NODE_LABELS,
+                          annotations=checkov_skips(PRIVILEGED_AGENT_SKIPS)),
         "spec": {
             "selector": {"matchLabels": dict(NODE_LABELS)},
             "updateStrategy": {"type": "RollingUpdate"},

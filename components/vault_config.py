@@ -89,7 +89,10 @@ def group_policies(cfg: PlatformConfig) -> dict[str, list[str]]:
     out[cfg.authentik.platform_admin_group].append(PLATFORM_ADMIN_POLICY)
     for tenant in cfg.tenants:
         for g in tenant.admin_groups:
-            out.setdefault(g, []).append(tenant_policy_name(tenant.name))
+            # Platform admins already hold everything: listing tenant policies on their group would
+            # make every added tenant change a shared platform resource.
+            if g != cfg.authentik.platform_admin_group:
+                out.setdefault(g, []).append(tenant_policy_name(tenant.name))
     return {g: sorted(set(p)) for g, p in out.items()}
 
 

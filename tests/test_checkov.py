@@ -67,7 +67,8 @@ NO_REASON = {"", "No comment provided"}
 def checkov_command() -> list[str] | None:
     if importlib.util.find_spec("checkov") is not None:
         return [sys.executable, "-m", "checkov.main"]
-    exe = os.environ.get("CHECKOV") or shutil.which("checkov")
+    local = Path(__file__).resolve().parent.parent / ".venv-checkov" / "bin" / "checkov"
+    exe = os.environ.get("CHECKOV") or (str(local) if local.exists() else None) or shutil.which("checkov")
     return [exe] if exe else None
 
 

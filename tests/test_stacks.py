@@ -44,7 +44,7 @@ def test_prod_protects_the_talos_secrets(prod):
 
 def test_dev_uses_the_existing_cluster_and_installs_no_talos(dev):
     types = {r.type for r in dev.registrations}
-    assert not any(t.startswith(("talos:", "ovh:")) for t in types)
+    assert not any(t.startswith(("talos:machine", "talos:cluster", "ovh:")) for t in types)
     assert "weebo:cluster:ExistingCluster" in types
     assert [r.name for r in dev.registrations if r.type == "weebo:tenants:TenantCluster"] == ["sandbox"]
 

@@ -248,7 +248,11 @@ def _doc(tenants):
 
 
 def _owned_by(urn: str, tenant_name: str) -> bool:
-    return urn.rsplit("::", 1)[1].startswith(f"{tenant_name}-") or urn.rsplit("::", 1)[1] == tenant_name
+    """The tenant's own resources, including the per-tenant ones platform services add for it
+    (its RBAC role in the management cluster, its Vault policy): added, never changed."""
+    name = urn.rsplit("::", 1)[1]
+    return (name == tenant_name or name.startswith(f"{tenant_name}-") or f"-{tenant_name}-" in name
+            or name.endswith(f"-{tenant_name}"))
 
 
 def test_adding_or_removing_a_tenant_touches_no_other_resource():

@@ -173,7 +173,8 @@ def test_recorded_policies_are_the_rendered_ones():
     assert policy.input("name") == vc.tenant_policy_name("alpha")
     assert vc.parse_policy(policy.input("policy")) == vc.parse_policy(vc.tenant_policy("alpha", "kv"))
     group = mon.named("vault-config-group-platform-admins")
-    assert group.input("type") == "external" and group.input("policies") == ["platform-admin", "tenant-alpha"]
+    # Platform admins hold everything already: tenant policies are not listed on their group.
+    assert group.input("type") == "external" and group.input("policies") == ["platform-admin"]
 
 
 # --- configuration wiring ---------------------------------------------------------------------
