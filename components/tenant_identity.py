@@ -89,7 +89,7 @@ class TenantClusterIdentity(pulumi.ComponentResource):
         self.application = None
         if args.identity is not None:
             identity = args.identity
-            app = oidc_application(f"{name}-oidc", identity, oidc_spec(tenant), parent=self)
+            app = oidc_application(name, identity, oidc_spec(tenant), parent=self)
             self.client, self.application = app.client, app.application
             bind = pulumi.ResourceOptions(parent=self, provider=identity.provider, depends_on=[identity.ready])
             for order, group in enumerate(access_groups(cfg, tenant)):
