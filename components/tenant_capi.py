@@ -40,6 +40,9 @@ ROLE_LABEL = "cluster.x-k8s.io/role"
 CONTROL_PLANE_ROLE = "control-plane"
 MACHINE_SET_LABEL = "weebo.io/machine-set"  # ours: spreads each machine set's VMs
 EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
+# Services with the same key share one LB IPAM address (ports must not overlap): the tenant's API
+# and apps endpoints (components.tenant_apps). Ref: cilium v1.20 lb-ipam.rst "Sharing Keys".
+LB_SHARING_KEY = "lbipam.cilium.io/sharing-key"
 
 BOOT_VOLUME = "boot"
 # CAPI rolls one extra machine per machine set at a time (never fewer than desired): the namespace
@@ -103,6 +106,11 @@ def cluster(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
     }
 
 
+def sharing_key(tenant: Tenant) -> str:
+    """LB IPAM sharing key of a tenant's LoadBalancer Services: one public address per tenant."""
+    return f"tenant-{tenant.name}"
+
+
 def kubevirt_cluster(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
     """The API endpoint: a LoadBalancer Service (Cilium LB IPAM gives it a pool address) whose
     name ExternalDNS publishes from the annotation CAPK copies onto the Service
@@ -115,7 +123,8 @@ def kubevirt_cluster(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
             "controlPlaneServiceTemplate": {
                 # The tenant label lets the LB IP pool / L2 announcement select tenant API Services.
                 "metadata": {"labels": {TENANT_NAMESPACE_LABEL: tenant.name},
-                             "annotations": {EXTERNAL_DNS_HOSTNAME: hostnames(cfg).tenant_api(tenant.name)}},
+                             "annotations": {EXTERNAL_DNS_HOSTNAME: hostnames(cfg).tenant_api(tenant.name),
+                                             LB_SHARING_KEY: sharing_key(tenant)}},
                 "spec": {"type": "LoadBalancer"},
             },
         },

@@ -28,10 +28,19 @@ Lifecycle:
   tenant has ``allowDeletion: true``; objects in the tenant cluster are ``deleted_with`` the Cluster,
   and its provider has ``delete_unreachable``, so a vanished cluster never blocks the deletion.
 
-Identity wave (issue 5 / NetBird): ``TenantClusterArgs.authentik``/``vault``/``netbird`` are typed
-with the Protocols of components.contracts; ``TenantCluster.access`` (contracts.TenantAccess) is
-what they need. The API server already trusts issuer
-``authentik_issuer_url(cfg, tenant_oidc_slug(name))`` with client id ``tenant_oidc_slug(name)``.
+Identity, secrets, DNS and VPN (the tenant wires itself to the platform services it is given):
+- components.tenant_identity: Authentik application ``tenant_oidc_slug(name)`` (the issuer and
+  client id the tenant API server trusts), open to the tenant's admin groups and the platform
+  admins; the admin groups are cluster-admins inside the tenant;
+- components.tenant_secrets: Vault Kubernetes auth mount ``kubernetes-<name>`` reviewing tokens
+  against the tenant API, one role bound to the tenant's policy only;
+- components.tenant_apps: ``api.<name>.<zone>`` (the API Service annotation) and
+  ``*.apps.<name>.<zone>`` (a LoadBalancer Service to the tenant's ingress, same address);
+- components.tenant_vpn: with ``netbirdRoute``, a NetBird route to the pod and service ranges and
+  its routing peer inside the tenant.
+Each only adds resources of its own tenant: no shared platform object changes with the tenant list
+(except the registration lists named in tests/test_tenant_cluster.py).
+``TenantCluster.access`` (contracts.TenantAccess) remains for services that wire themselves.
 """
 
 from __future__ import annotations
@@ -46,22 +55,26 @@ import pulumi_kubernetes as k8s
 import pulumiverse_talos as talos
 import yaml
 
+from components.authentik import Authentik
 from components.contracts import (
     TENANT_NAMESPACE_LABEL,
     TenantAccess,
-    TenantIdentity,
-    TenantRoutes,
-    TenantSecrets,
     hostnames,
     tenant_oidc_slug,
 )
-from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.namespace import PlatformNamespace
+from components.netbird import Netbird, PlatformNamespaceArgs
+from components.tenant_apps import apps_ingress_policy, apps_service
 from components.tenant_capi import ClusterObjects, cluster_objects, kubeconfig_secret_name, namespace
 from components.tenant_gitops import TenantGitOps, TenantGitOpsArgs
+from components.tenant_identity import TenantClusterIdentity, TenantClusterIdentityArgs
 from components.tenant_k8s import k8s_object
 from components.tenant_policies import limit_range, network_policies, resource_quota
 from components.tenant_storage import CONTROLLER_LABELS, TenantStorage, TenantStorageArgs
+from components.tenant_secrets import TenantClusterSecrets, TenantClusterSecretsArgs
 from components.tenant_talos import TENANT_EXTENSIONS, schematic_yaml
+from components.tenant_vpn import TenantClusterVpn, TenantClusterVpnArgs
+from components.vault import Vault
 from stacks.config import PlatformConfig, Tenant
 
 # The control plane answers once its first VM imported its disk, booted and bootstrapped etcd.
@@ -76,10 +89,10 @@ class TenantClusterArgs:
     config: PlatformConfig
     depends_on: Sequence[pulumi.Resource] = ()  # Cluster API providers, KubeVirt/CDI (their CRDs)
     argocd: pulumi.Resource | None = None  # ArgoCD: its CRDs; None leaves the tenant out of GitOps
-    # Identity wave (not wired yet): see the module docstring.
-    authentik: TenantIdentity | Any = None
-    vault: TenantSecrets | Any = None
-    netbird: TenantRoutes | Any = None
+    # Platform services the tenant wires itself to; None leaves that part out (see the docstring).
+    authentik: Authentik | None = None  # its ``identity`` (components.identity.Identity)
+    vault: Vault | None = None
+    netbird: Netbird | None = None  # a route only for tenants with netbirdRoute
 
 
 class TenantCluster(pulumi.ComponentResource):
@@ -107,8 +120,10 @@ class TenantCluster(pulumi.ComponentResource):
         )
         local = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
         for obj in [resource_quota(cfg, tenant), limit_range(cfg, tenant),
-                    *network_policies(cfg, tenant, CONTROLLER_LABELS)]:
+                    *network_policies(cfg, tenant, CONTROLLER_LABELS), apps_ingress_policy(cfg, tenant)]:
             k8s_object(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, local)
+        # *.apps.<tenant>.<zone>: published by ExternalDNS from this Service (components.tenant_apps).
+        k8s_object(f"{name}-apps-service", apps_service(cfg, tenant), local)
 
         # --- Cluster API -------------------------------------------------------------------------
         # Registers the schematic with the Image Factory (idempotent); the ID used in image URLs is
@@ -152,6 +167,36 @@ class TenantCluster(pulumi.ComponentResource):
             provider,
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+        # --- identity, secrets, VPN ----------------------------------------------------------------
+        up = [self.control_plane]
+        identity = args.authentik.identity if args.authentik is not None else None
+        self.identity = TenantClusterIdentity(
+            f"{name}-identity",
+            TenantClusterIdentityArgs(config=cfg, tenant=tenant, identity=identity, tenant_provider=self.provider,
+                               cluster=self.cluster, depends_on=up),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if args.vault is not None:
+            TenantClusterSecrets(
+                f"{name}-secrets",
+                TenantClusterSecretsArgs(
+                    tenant=tenant, vault_provider=args.vault.provider, vault_ready=args.vault.ready,
+                    policy_name=args.vault.tenant_policy_names[tenant.name],
+                    policy=args.vault.config.tenant_policies.get(tenant.name),
+                    tenant_provider=self.provider, tenant_server=server, tenant_ca_data=ca_data,
+                    cluster=self.cluster, depends_on=up,
+                ),
+                provider,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        if tenant.netbird_route and args.netbird is not None and args.netbird.enabled:
+            TenantClusterVpn(
+                f"{name}-vpn",
+                TenantClusterVpnArgs(config=cfg, tenant=tenant, netbird=args.netbird, tenant_provider=self.provider,
+                              cluster=self.cluster, depends_on=up, cni_ready=cni_ready),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
         self.access = TenantAccess(
             tenant=tenant.name, namespace=self.namespace, server=server, ca_data=ca_data,

@@ -23,7 +23,8 @@ import pulumi_kubernetes as k8s
 
 import versions
 from components.common import MANAGED_BY
-from components.contracts import ARGOCD_NAMESPACE, TENANT_NAMESPACE_LABEL, oidc_group_subject
+from components.contracts import ARGOCD_NAMESPACE, TENANT_NAMESPACE_LABEL
+from components.tenant_apps import ingress_controller_values
 from components.tenant_k8s import k8s_object
 from components.tenant_storage import token_secret
 from components.tenant_talos import KUBEPRISM_PORT
@@ -79,6 +80,8 @@ def cilium_values(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
         "MTU": cfg.cilium.tenant_mtu,
         "operator": {"replicas": 2 if nodes >= 2 else 1},
         "hubble": {"enabled": True, "relay": {"enabled": False}, "ui": {"enabled": False}},
+        # The tenant's ingress: reached through the apps LoadBalancer of components.tenant_apps.
+        "ingressController": ingress_controller_values(),
     }
 
 
@@ -171,13 +174,13 @@ def cluster_config(ca_data_b64: str, token_b64: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Tenant side: ArgoCD's identity and the tenant admins
+# Tenant side: ArgoCD's identity
 # --------------------------------------------------------------------------------------------
 
 def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
     """``argocd-manager`` is cluster-admin of the tenant (ArgoCD installs CRDs and cluster-scoped
     add-ons there); the project limits what may be deployed with it. The tenant's admin groups
-    (OIDC, through Authentik) are cluster-admins too."""
+    are bound by components.tenant_identity."""
     rbac = "rbac.authorization.k8s.io"
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
@@ -186,10 +189,6 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
          "metadata": {"name": MANAGER_SA, "labels": dict(MANAGED_BY)},
          "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
          "subjects": [{"kind": "ServiceAccount", "name": MANAGER_SA, "namespace": MANAGER_NAMESPACE}]},
-        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "tenant-admins", "labels": dict(MANAGED_BY)},
-         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "Group", "apiGroup": rbac, "name": oidc_group_subject(g)} for g in tenant.admin_groups]},
     ]
 
 

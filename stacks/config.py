@@ -573,6 +573,14 @@ class TenantApp(Model):
         return self
 
 
+def _vault_bound_name(v: str) -> str:
+    return v if v == "*" else _dns_label(v)
+
+
+# A ServiceAccount or namespace name a Vault Kubernetes auth role binds, or "*".
+VaultBoundName = Annotated[str, AfterValidator(_vault_bound_name)]
+
+
 class Tenant(Model):
     name: DnsLabel
     talos_version: TalosVersion
@@ -599,6 +607,24 @@ class Tenant(Model):
         description="Capacity for the tenant's own PersistentVolumes (kubevirt-csi), counted in the "
         "namespace quota on top of the VM boot disks.",
     )
+    vault_service_accounts: list[VaultBoundName] = Field(
+        default_factory=lambda: ["vault-auth"], min_length=1,
+        description="ServiceAccount names of the tenant cluster that may log in to Vault (auth mount "
+        "kubernetes-<tenant>, role 'default') and get the tenant's policy; '*' for any name.",
+    )
+    vault_namespaces: list[VaultBoundName] = Field(
+        default_factory=lambda: ["*"], min_length=1,
+        description="Namespaces of the tenant cluster those ServiceAccounts may live in; '*' for any "
+        "(every namespace of a tenant cluster belongs to the tenant). Not '*' together with a '*' name.",
+    )
+
+    @model_validator(mode="after")
+    def _vault_binding_is_not_everyone(self) -> "Tenant":
+        # Vault refuses a role whose names and namespaces are both "*" (the same check in hvac
+        # api/auth_methods/kubernetes.py create_role: 'can not both be "*"').
+        if "*" in self.vault_service_accounts and "*" in self.vault_namespaces:
+            raise ValueError("vaultServiceAccounts and vaultNamespaces cannot both be '*'")
+        return self
 
     @property
     def machines(self) -> list[tuple[int, MachineShape]]:

@@ -248,22 +248,36 @@ def _doc(tenants):
 
 
 def _owned_by(urn: str, tenant_name: str) -> bool:
-    """The tenant's own resources, including the per-tenant ones platform services add for it
-    (its RBAC role in the management cluster, its Vault policy): added, never changed."""
+    """A resource of this tenant: its component's, or one a platform service made for it alone
+    (ClusterRbac's bindings, Vault's policy, NetBird's route objects), named after the tenant."""
     name = urn.rsplit("::", 1)[1]
-    return (name == tenant_name or name.startswith(f"{tenant_name}-") or f"-{tenant_name}-" in name
-            or name.endswith(f"-{tenant_name}"))
+    return (name == tenant_name or name.startswith(f"{tenant_name}-")
+            or name.startswith((f"cluster-rbac-{tenant_name}-", f"vault-config-policy-tenant-{tenant_name}",
+                                f"netbird-tenant-{tenant_name}-")))
+
+
+# Registration lists that grow with the tenants: a Vault external group lists the policies of the
+# tenants it administers (components.vault_config.group_policies) — but not the platform admins'
+# group, which holds everything already. These tenants are administered by platform admins only.
+GROWING: dict[str, list[str]] = {}
 
 
 def test_adding_or_removing_a_tenant_touches_no_other_resource():
     two = _doc([tenant("alpha", 0), tenant("beta", 1, allowDeletion=True)])
-    three = _doc([tenant("alpha", 0), tenant("beta", 1, allowDeletion=True), tenant("gamma", 2)])
+    three = _doc([tenant("alpha", 0), tenant("beta", 1, allowDeletion=True), tenant("gamma", 2, netbirdRoute=True)])
     added = diff_plans(two, three)
-    assert added["changed"] == {} and added["removed"] == []
-    assert added["added"] and all(_owned_by(u, "gamma") for u in added["added"])
+    assert {u.rsplit("::", 1)[1]: p for u, p in added["changed"].items()} == GROWING
+    assert added["removed"] == []
+    assert added["added"] and all(_owned_by(u, "gamma") for u in added["added"]), \
+        [u for u in added["added"] if not _owned_by(u, "gamma")]
+    names = {u.rsplit("::", 1)[1] for u in added["added"]}
+    # Everything the tenant brings is there: identity, Vault auth, apps endpoint, NetBird route.
+    assert {"gamma-identity-oidc", "gamma-identity-application", "gamma-secrets-auth", "gamma-secrets-auth-role",
+            "gamma-apps-service", "netbird-tenant-gamma-router", "gamma-vpn-tenant-routing-peer"} <= names
 
     removed = diff_plans(two, _doc([tenant("alpha", 0)]))
-    assert removed["changed"] == {} and removed["added"] == []
+    assert {u.rsplit("::", 1)[1]: p for u, p in removed["changed"].items()} == GROWING
+    assert removed["added"] == []
     assert removed["removed"] and all(_owned_by(u, "beta") for u in removed["removed"])
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import versions
-from components import tenant_capi, tenant_gitops, tenant_policies, tenant_storage, tenant_talos
+from components import tenant_capi, tenant_gitops, tenant_identity, tenant_policies, tenant_storage, tenant_talos
 from components.contracts import (
     ARGOCD_NAMESPACE,
     OIDC_GROUPS_PREFIX,
@@ -203,7 +203,7 @@ def test_oidc_flags_name_the_tenant_application_slug(cfg, alpha):
         "https://auth.cloud.example.org/application/o/tenant-alpha/")
     # RBAC subjects in the tenant use the same groups prefix the API server applies.
     assert args["oidc-groups-prefix"] == OIDC_GROUPS_PREFIX
-    binding = next(o for o in tenant_gitops.tenant_objects(alpha) if o["metadata"]["name"] == "tenant-admins")
+    binding = tenant_identity.admin_binding(alpha)
     assert [s["name"] for s in binding["subjects"]] == [f"{OIDC_GROUPS_PREFIX}{g}" for g in alpha.admin_groups]
     # Workers carry no apiserver flags.
     workers = _patches_in(tenant_capi.cluster_objects(cfg, alpha).pools[0].config_template)
