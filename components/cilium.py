@@ -93,9 +93,15 @@ def operator_replicas(cfg: PlatformConfig) -> int:
     return max(1, min(2, len(mc.nodes)))
 
 
+TENANT_TIER = 25
+
+
 def announced_services(cfg: PlatformConfig) -> int:
-    # Traefik, Bind9, and one control-plane LoadBalancer per tenant cluster.
-    return 2 + len(cfg.tenants)
+    """L2-announced Services to size the client rate for: Traefik, Bind9, and per tenant its API
+    and apps LoadBalancers, counted in tiers of TENANT_TIER tenants so that adding one tenant
+    does not change the Cilium release (blast radius); only crossing a tier does."""
+    tiers = max(1, math.ceil(len(cfg.tenants) / TENANT_TIER))
+    return 2 + 2 * TENANT_TIER * tiers
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:

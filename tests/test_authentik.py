@@ -222,7 +222,10 @@ def test_forward_auth_applications_are_for_platform_admins_only():
     assert set(proxies) == {f"https://hubble.{zone}", f"https://traefik.{zone}"}
     assert all(p.input("mode") == "forward_single" for p in proxies.values())
     admins = mon.named("authentik-config-group-platform-admins")
-    bindings = mon.of_type(f"{AK}policyBinding:PolicyBinding")
+    # The platform's own bindings (tenants bind their applications to their admin groups).
+    config_urn = next(c.urn for c in mon.of_type("weebo:identity:AuthentikConfig"))
+    mine = {r.urn for r in mon.descendants(config_urn)}
+    bindings = [b for b in mon.of_type(f"{AK}policyBinding:PolicyBinding") if b.urn in mine]
     assert len(bindings) == 2
     assert all(mon.depends_on(b, admins) for b in bindings)
 
