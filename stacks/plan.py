@@ -134,7 +134,9 @@ def plan_document(result: PlanResult) -> dict[str, Any]:
 
 
 def _dump_yaml(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
+    # The C dumper when libyaml is there (same output, several times faster on big plans).
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(doc, Dumper=dumper, sort_keys=True, default_flow_style=False, width=120)
 
 
 def write_plan(result: PlanResult, out: Path) -> dict[str, Any]:

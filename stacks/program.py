@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pulumi
 
+from stacks import sdk_speedups
 from stacks.config import load_from_pulumi
 from stacks.environment import build_environment
 
 
 def main() -> None:
+    sdk_speedups.apply()
     # Validation happens before any resource is registered: bad config deploys nothing.
     cfg = load_from_pulumi()
     env = build_environment(cfg)
