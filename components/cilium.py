@@ -93,15 +93,13 @@ def operator_replicas(cfg: PlatformConfig) -> int:
     return max(1, min(2, len(mc.nodes)))
 
 
-TENANT_TIER = 25
-
-
 def announced_services(cfg: PlatformConfig) -> int:
     """L2-announced Services to size the client rate for: Traefik, Bind9, and per tenant its API
-    and apps LoadBalancers, counted in tiers of TENANT_TIER tenants so that adding one tenant
-    does not change the Cilium release (blast radius); only crossing a tier does."""
-    tiers = max(1, math.ceil(len(cfg.tenants) / TENANT_TIER))
-    return 2 + 2 * TENANT_TIER * tiers
+    and apps LoadBalancers — for as many tenants as the host can hold (each needs at least one
+    2-core control-plane VM), not for the tenants listed: adding a tenant must leave the Cilium
+    release alone (blast radius); only a change of hostCapacity resizes it."""
+    max_tenants = max(1, cfg.host_capacity.cpu // 2)
+    return 2 + 2 * max_tenants
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:

@@ -82,15 +82,15 @@ def test_operator_replicas_never_exceed_nodes(nodes, expected):
     assert cilium.values(config(existing_raw()))["operator"]["replicas"] == 1
 
 
-def test_client_rate_limit_grows_with_announced_services_by_tiers():
-    def rate(n: int) -> dict:
+def test_client_rate_limit_is_sized_by_host_capacity_not_by_listed_tenants():
+    def rate(n: int, cpu: int) -> dict:
         return cilium.values(config(base_raw(tenants=[tenant(f"t{i}", i) for i in range(n)],
-                                             hostCapacity={"cpu": 4000, "memoryGib": 10000, "diskGib": 100000})))[
+                                             hostCapacity={"cpu": cpu, "memoryGib": 10000, "diskGib": 100000})))[
             "k8sClientRateLimit"]
 
-    assert rate(0) == rate(1) == rate(cilium.TENANT_TIER)  # adding a tenant leaves Cilium alone
-    assert rate(cilium.TENANT_TIER + 1)["qps"] > rate(1)["qps"] >= 10
-    assert rate(1)["burst"] == 2 * rate(1)["qps"]
+    assert rate(0, 64) == rate(1, 64) == rate(10, 64)  # adding a tenant leaves Cilium alone
+    assert rate(1, 640)["qps"] > rate(1, 64)["qps"] >= 10
+    assert rate(1, 64)["burst"] == 2 * rate(1, 64)["qps"]
 
 
 def test_mtu_is_the_underlay_mtu_and_tenant_mtu_must_fit_nested_encapsulation():
