@@ -8,7 +8,7 @@ helpers take plain arguments, not the management config.
 
 Schema: ``../shared/schemas/talos/config.schema.json`` (Talos v1.13.9). The v1alpha1 document
 (no ``kind``) accepts partial patches; typed documents (``kind: UserVolumeConfig`` ...) need
-``apiVersion`` + ``kind``. Tests validate every document with ``tests.schemas.validate_talos_patch``.
+``apiVersion`` + ``kind``. Tests validate every document with ``tests.helpers.schemas.validate_talos_patch``.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ from components.tenant_apps import apps_ingress_policy, apps_service
 from components.tenant_capi import ClusterObjects, cluster_objects, kubeconfig_secret_name, namespace
 from components.tenant_gitops import TenantGitOps, TenantGitOpsArgs
 from components.tenant_identity import TenantClusterIdentity, TenantClusterIdentityArgs
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from components.tenant_policies import limit_range, network_policies, resource_quota
 from components.tenant_storage import CONTROLLER_LABELS, TenantStorage, TenantStorageArgs
 from components.tenant_secrets import TenantClusterSecrets, TenantClusterSecretsArgs

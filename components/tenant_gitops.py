@@ -25,7 +25,7 @@ import versions
 from components.common import MANAGED_BY
 from components.contracts import ARGOCD_NAMESPACE, TENANT_NAMESPACE_LABEL
 from components.tenant_apps import ingress_controller_values
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from components.tenant_storage import token_secret
 from components.tenant_talos import KUBEPRISM_PORT
 from stacks.config import PlatformConfig, Tenant, TenantApp

@@ -27,7 +27,7 @@ import pulumi_authentik as authentik  # components.identity applies the SDK shim
 from components.common import MANAGED_BY
 from components.contracts import OidcClient, oidc_group_subject, tenant_oidc_slug
 from components.identity import KUBELOGIN_REDIRECTS, Identity, OidcApplicationSpec, RedirectUri, oidc_application
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from stacks.config import PlatformConfig, Tenant
 
 RBAC = "rbac.authorization.k8s.io"

@@ -30,7 +30,7 @@ import pulumi_vault as vault
 
 from components.common import MANAGED_BY
 from components.contracts import TENANT_API_PORT, TENANT_NAMESPACE_LABEL
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from components.tenant_storage import token_secret
 from components.vault import NAMESPACE as VAULT_NAMESPACE
 from components.vault import POD_LABELS as VAULT_POD_LABELS

@@ -27,7 +27,7 @@ import yaml
 import versions
 from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
 from components.tenant_capi import namespace
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from stacks.config import PlatformConfig, Tenant
 
 DRIVER = "csi.kubevirt.io"

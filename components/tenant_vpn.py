@@ -25,7 +25,7 @@ from components.netbird import (
     routing_peer_egress_spec,
     routing_peer_manifests,
 )
-from components.tenant_k8s import k8s_object
+from components.k8s_objects import register as k8s_object
 from stacks.config import PlatformConfig, Tenant
 
 PEER = "tenant-routing-peer"

@@ -20,8 +20,8 @@ from components.contracts import (
 )
 from stacks.mocks import contains_secret
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan
-from tests.schemas import chart_defaults, validate_chart_values, validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.schemas import chart_defaults, validate_chart_values, validate_custom_resource
 
 REPO_PASSWORD = "offline-test-repo-password-91c2"
 

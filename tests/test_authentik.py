@@ -26,9 +26,9 @@ from components.contracts import (
 )
 from stacks.mocks import UNKNOWN, contains_secret, redact
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan
-from tests.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan, run_program
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan, run_program
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 AK = "authentik:index/"
 
@@ -53,7 +53,7 @@ def _drop(values: dict, dotted: str) -> None:
 # --- chart values -----------------------------------------------------------------------------
 
 def test_values_match_the_chart_apart_from_the_listed_postgresql_subchart_keys():
-    from tests.schemas import FREE_FORM, _unknown_keys, chart_defaults
+    from tests.helpers.schemas import FREE_FORM, _unknown_keys, chart_defaults
 
     values = ak.values(config())
     validate_chart_values("authentik", values)

@@ -11,9 +11,9 @@ from components import cert_manager as cm
 from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
 from stacks.mocks import contains_secret
 from stacks.plan import PlanResult, write_plan
-from tests.edge_support import as_object, custom_resources, release, run_components
-from tests.factories import base_raw, config, plan
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.edge_support import as_object, custom_resources, release, run_components
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 TSIG_PLAINTEXT = "c2VjcmV0LXRzaWcta2V5LW5ldmVyLWluLWNsZWFyLTEyMzQ="
 

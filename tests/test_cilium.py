@@ -7,9 +7,9 @@ import pytest
 from components import cilium
 from components.contracts import FORWARD_AUTH_MIDDLEWARE, TRAEFIK_NAMESPACE, hostnames
 from stacks.config import ConfigError
-from tests.edge_support import HELM_RELEASE, as_object, custom_resources, release
-from tests.factories import base_raw, config, plan, tenant
-from tests.schemas import chart_defaults, validate_chart_values, validate_custom_resource
+from tests.helpers.edge_support import HELM_RELEASE, as_object, custom_resources, release
+from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.schemas import chart_defaults, validate_chart_values, validate_custom_resource
 
 
 def existing_raw(**cilium_cfg):

@@ -8,8 +8,8 @@ import pytest
 import versions
 from components import cluster_api
 from stacks.config import ConfigError
-from tests.factories import base_raw, config, plan, tenant
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 
 @pytest.fixture(scope="module")

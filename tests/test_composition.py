@@ -7,7 +7,7 @@ import pytest
 
 from stacks.config import ConfigError
 from stacks.mocks import Registration, contains_secret
-from tests.factories import base_raw, plan, tenant
+from tests.helpers.factories import base_raw, plan, tenant
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -7,7 +7,7 @@ import pytest
 import versions
 from stacks.config import ConfigError, PlatformConfig, SecretValue, parse_config
 from stacks.loader import parse_stack_document, read_stack
-from tests.factories import base_raw, config, tenant
+from tests.helpers.factories import base_raw, config, tenant
 
 
 def problems(raw, secret_keys=frozenset(), provider_keys=()):

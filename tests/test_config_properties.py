@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import versions
 from stacks.config import ConfigError, parse_config
-from tests.factories import base_raw, plan, tenant
+from tests.helpers.factories import base_raw, plan, tenant
 
 # Each accepted example runs the whole program (~0.2-0.5 s): keep the counts small.
 # derandomize: the same examples on every run, so CI never fails by chance (explore locally

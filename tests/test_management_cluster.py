@@ -15,7 +15,7 @@ from stacks.config import ConfigError
 from stacks.loader import read_stack
 from stacks.mocks import SECRET, PlanMocks, contains_secret
 from stacks.plan import run_offline, write_plan
-from tests.factories import base_raw, config, plan
+from tests.helpers.factories import base_raw, config, plan
 
 MC = "weebo4cp"
 K8S_PROVIDER = "pulumi:providers:kubernetes"

@@ -12,9 +12,9 @@ from components import netbird as nb
 from stacks.config import ConfigError
 from stacks.mocks import RecordingMonitor, contains_secret
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan
-from tests.known_secrets import MARKER, KnownSecretMocks, plan_with_known_secrets
-from tests.schemas import validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.known_secrets import MARKER, KnownSecretMocks, plan_with_known_secrets
+from tests.helpers.schemas import validate_custom_resource
 
 GROUP = "netbird:index/group:Group"
 POLICY = "netbird:index/policy:Policy"
@@ -69,7 +69,7 @@ def test_policies_must_name_declared_groups_and_ports_need_tcp_or_udp():
 
 
 def test_tenant_routes_need_netbird_and_netbird_admin_groups():
-    from tests.factories import tenant
+    from tests.helpers.factories import tenant
 
     routed = tenant("alpha", 0, netbirdRoute=True, adminGroups=["platform-admins"])
     cfg = config(base_raw(tenants=[routed], netbird={"enabled": False}))

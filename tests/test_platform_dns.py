@@ -12,9 +12,9 @@ from components import bind9, platform_dns
 from components.contracts import BIND9_POD_PORT
 from stacks.mocks import contains_secret
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan
-from tests.known_secrets import MARKER, plan_with_known_secrets
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 STS = "kubernetes:apps/v1:StatefulSet"
 RELEASE = "kubernetes:helm.sh/v3:Release"

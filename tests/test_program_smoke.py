@@ -1,4 +1,4 @@
-from tests.factories import base_raw, plan
+from tests.helpers.factories import base_raw, plan
 
 
 def test_program_plans_twice_in_one_process_with_distinct_graphs():

@@ -6,7 +6,7 @@ import functools
 
 from components import cluster_rbac as rbac
 from components.contracts import OIDC_GROUPS_PREFIX
-from tests.factories import base_raw, config, plan, tenant
+from tests.helpers.factories import base_raw, config, plan, tenant
 
 CRB = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 RB = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"

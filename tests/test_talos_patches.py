@@ -11,8 +11,8 @@ import pytest
 from components import talos_patches as tp
 from components.contracts import KUBEPRISM_PORT, KUBERNETES_OIDC, LOCAL_VOLUME_HOST_PATH, LOCAL_VOLUME_NAME, authentik_issuer_url
 from stacks.config import PlatformConfig
-from tests.factories import base_raw, config
-from tests.schemas import validate_talos_patch
+from tests.helpers.factories import base_raw, config
+from tests.helpers.schemas import validate_talos_patch
 
 ENDPOINT = "weebo4cp.example.org"
 

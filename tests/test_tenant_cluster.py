@@ -12,8 +12,8 @@ from pulumi.runtime import rpc
 from stacks import plan as plan_module
 from stacks.mocks import PlanMocks, RecordingMonitor, contains_secret, redact
 from stacks.plan import diff_plans, plan_document, write_plan
-from tests.factories import base_raw, plan, tenant
-from tests.schemas import require_schemas, validate_custom_resource
+from tests.helpers.factories import base_raw, plan, tenant
+from tests.helpers.schemas import require_schemas, validate_custom_resource
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 CLUSTER = "kubernetes:cluster.x-k8s.io/v1beta2:Cluster"

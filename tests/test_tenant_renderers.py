@@ -18,8 +18,8 @@ from components.contracts import (
     hostnames,
     tenant_oidc_slug,
 )
-from tests.factories import base_raw, config, tenant
-from tests.schemas import validate_chart_values, validate_custom_resource, validate_talos_patch
+from tests.helpers.factories import base_raw, config, tenant
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource, validate_talos_patch
 
 QEMU_GUEST_AGENT_SCHEMATIC = "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515"
 

@@ -15,8 +15,8 @@ from stacks.config import ConfigError
 from stacks.invokes import SECRET_MARKER
 from stacks.mocks import contains_secret, redact
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan, tenant
-from tests.schemas import validate_chart_values
+from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.schemas import validate_chart_values
 from tests.test_tenant_cluster import FAKE_TOKEN, DeployedClusterMocks
 
 OAUTH2 = "authentik:index/providerOauth2:ProviderOauth2"

@@ -13,9 +13,9 @@ from components.contracts import (
     WILDCARD_TLS_SECRET,
     hostnames,
 )
-from tests.edge_support import as_object, custom_resources, release, run_components
-from tests.factories import base_raw, config, plan
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.edge_support import as_object, custom_resources, release, run_components
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from components.vault_bootstrap import POD_HEADER, VaultInit, _VaultInitProvider
 from stacks.config import ConfigError
 from stacks.mocks import UNKNOWN, contains_secret, redact
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, tenant
-from tests.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan
-from tests.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.factories import base_raw, config, tenant
+from tests.helpers.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan
+from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -31,7 +31,7 @@ def _release(mon, name: str):
 # --- chart ------------------------------------------------------------------------------------
 
 def test_values_pass_the_chart_schema_apart_from_keys_documented_as_comments():
-    from tests.schemas import FREE_FORM, _unknown_keys, chart_defaults
+    from tests.helpers.schemas import FREE_FORM, _unknown_keys, chart_defaults
 
     values = v.values(config())
     validate_chart_values("vault", values)

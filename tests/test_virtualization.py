@@ -23,8 +23,8 @@ from components.namespace import PRIVILEGED_NAMESPACES
 from components.virtualization import deploys_local_storage
 from stacks.mocks import contains_secret
 from stacks.plan import write_plan
-from tests.factories import base_raw, config, plan
-from tests.schemas import validate_custom_resource
+from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.schemas import validate_custom_resource
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 
 from stacks.mocks import PlanMocks
 from stacks.plan import PlanResult
-from tests.factories import base_raw, plan
+from tests.helpers.factories import base_raw, plan
 
 FAKE_PREFIX = "GENERATED-SECRET-"
 

@@ -15,7 +15,7 @@ import pytest
 import stacks.plan
 from stacks.invokes import SECRET_MARKER as MARKER
 from stacks.mocks import PlanMocks
-from tests.factories import plan
+from tests.helpers.factories import plan
 
 __all__ = ["MARKER", "KnownSecretMocks", "plan_with_known_secrets"]
 

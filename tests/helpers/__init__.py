@@ -1,0 +1,1 @@
+"""Support code for the tests: config factories, program runners, upstream schema validation."""
