@@ -197,7 +197,10 @@ def validate_chart_values(chart: str, values: dict[str, Any]) -> None:
     if schema_path.exists():
         merged = _merge(defaults, values)
         schema = json.loads(schema_path.read_text())
-        validator_cls = jsonschema.validators.validator_for(schema)
+        # Some charts name a draft by an URL jsonschema does not know: Draft 7 is what Helm uses.
+        validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+        if schema.get("$schema") and validator_cls.META_SCHEMA.get("$id", "").rstrip("#") != schema["$schema"].rstrip("#"):
+            validator_cls = jsonschema.Draft7Validator
         errors = list(validator_cls(schema).iter_errors(merged))
         if errors:
             lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:20]]
