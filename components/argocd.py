@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import network_access
+from components import network_policy as netpol
 from components.common import MANAGED_BY, helm_release
 from components.contracts import (
     ARGOCD_NAMESPACE,
@@ -175,14 +175,14 @@ def repository_secret_data(repo: GitRepository) -> dict[str, pulumi.Input[str]]:
 def network_policies() -> list[dict[str, Any]]:
     """Ingress from Traefik comes with the namespace; these add what ArgoCD itself needs."""
     return [
-        network_access.same_namespace(NAMESPACE),  # server/controller/repo-server/redis
-        network_access.apiserver_egress(NAMESPACE),
+        netpol.same_namespace(NAMESPACE),  # server/controller/repo-server/redis
+        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.ANY_PORT_APISERVER_EGRESS),
         # Git and Helm repositories (HTTPS, SSH).
-        network_access.world_egress(NAMESPACE, [443, 22]),
+        netpol.allow_world_egress(NAMESPACE, netpol.tcp(443, 22)),
         # OIDC discovery and token calls to Authentik's public name, served by Traefik: the
         # load-balancer IP is translated in-cluster to the Traefik pods.
-        network_access.egress_to_namespace(NAMESPACE, TRAEFIK_NAMESPACE),
-        network_access.egress_to_tenants(NAMESPACE, [TENANT_API_PORT]),
+        netpol.egress_to_namespace(NAMESPACE, TRAEFIK_NAMESPACE),
+        netpol.egress_to_tenants(NAMESPACE, netpol.tcp(TENANT_API_PORT)),
     ]
 
 

@@ -29,10 +29,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import netpol
+from components import network_policy as netpol
 from components.common import MANAGED_BY, helm_release
 from components.contracts import TRAEFIK_NAMESPACE, OidcClient, hostnames
 from components.identity import Identity, IdentityArgs
+from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.protected import IrreplaceableState
 from stacks.config import PlatformConfig
@@ -210,12 +211,13 @@ class Authentik(pulumi.ComponentResource):
         )
         ns_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
         policies = [
-            netpol.create_policy(f"{name}-allow-same-namespace", netpol.same_namespace_policy(NAMESPACE), ns_opts),
+            register(f"{name}-allow-same-namespace", netpol.same_namespace(NAMESPACE), ns_opts),
             # The worker manages the outpost Deployment/Service through the API server.
-            netpol.create_policy(
+            register(
                 f"{name}-allow-kube-apiserver",
-                netpol.apiserver_egress_policy(
-                    NAMESPACE, {"app.kubernetes.io/name": "authentik", "app.kubernetes.io/component": "worker"}
+                netpol.allow_kube_apiserver_egress(
+                    NAMESPACE, {"app.kubernetes.io/name": "authentik", "app.kubernetes.io/component": "worker"},
+                    description=None,
                 ),
                 ns_opts,
             ),

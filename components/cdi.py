@@ -11,7 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import versions
-from components import network_access, release_manifest
+from components import network_policy as netpol
+from components import release_manifest
 from components.common import MANAGED_BY
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
@@ -94,7 +95,7 @@ class CDI(pulumi.ComponentResource):
         )
         register(
             f"{name}-allow-apiserver-egress",
-            network_access.apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL),
+            netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.ANY_PORT_APISERVER_EGRESS),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns]),
         )
         # The webhooks of cdi-apiserver (8443) are opened by the operator's own policies.

@@ -150,13 +150,16 @@ def policies() -> list[dict[str, Any]]:
         # controller, cainjector, webhook and startupapicheck are all API clients.
         netpol.allow_kube_apiserver_egress(NAMESPACE),
         # The API server calls the admission webhook (and startupapicheck goes through it).
-        netpol.allow_ingress_from_kube_apiserver("webhook-from-kube-apiserver", NAMESPACE, WEBHOOK_LABELS, WEBHOOK_PORT),
+        netpol.allow_ingress_from_kube_apiserver(
+            NAMESPACE, netpol.tcp(WEBHOOK_PORT), WEBHOOK_LABELS, "webhook-from-kube-apiserver",
+            description=f"The Kubernetes API server calls this webhook on {WEBHOOK_PORT}/TCP.",
+        ),
         # ACME: the controller talks to Let's Encrypt over HTTPS. Its endpoints sit behind a CDN
         # whose addresses change, so the destination is "outside the cluster" on 443 only
         # (toFQDNs would route all of cert-manager's DNS through the agent's DNS proxy).
         netpol.allow_world_egress(
-            "controller-to-acme", NAMESPACE, CONTROLLER_LABELS, [("TCP", 443)],
-            "The controller reaches the ACME directory (Let's Encrypt) over HTTPS.",
+            NAMESPACE, netpol.tcp(443), CONTROLLER_LABELS, "controller-to-acme",
+            description="The controller reaches the ACME directory (Let's Encrypt) over HTTPS.",
         ),
     ]
 

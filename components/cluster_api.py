@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import versions
-from components import network_access
+from components import network_policy as netpol
 from components.common import MANAGED_BY, helm_release
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT
 from components.k8s_objects import register
@@ -99,20 +99,20 @@ def provider_cr(p: Provider) -> dict[str, Any]:
 
 def operator_policies() -> list[dict[str, Any]]:
     return [
-        network_access.apiserver_egress(NAMESPACE),
-        network_access.apiserver_webhook_ingress(NAMESPACE, [WEBHOOK_PORT]),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_ingress_from_kube_apiserver(NAMESPACE, netpol.tcp(WEBHOOK_PORT)),
         # The operator downloads provider components and metadata from GitHub releases.
-        network_access.world_egress(NAMESPACE, [443]),
+        netpol.allow_world_egress(NAMESPACE, netpol.tcp(443)),
     ]
 
 
 def provider_policies(p: Provider) -> list[dict[str, Any]]:
     out = [
-        network_access.apiserver_egress(p.namespace),
-        network_access.apiserver_webhook_ingress(p.namespace, [WEBHOOK_PORT]),
+        netpol.allow_kube_apiserver_egress(p.namespace, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_ingress_from_kube_apiserver(p.namespace, netpol.tcp(WEBHOOK_PORT)),
     ]
     if p.reaches_tenants:
-        out.append(network_access.egress_to_tenants(p.namespace, [TENANT_API_PORT, TALOS_API_PORT]))
+        out.append(netpol.egress_to_tenants(p.namespace, netpol.tcp(TENANT_API_PORT, TALOS_API_PORT)))
     return out
 
 

@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import versions
-from components import network_access, release_manifest
+from components import network_policy as netpol
+from components import release_manifest
 from components.common import MANAGED_BY
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
@@ -72,8 +73,8 @@ def kubevirt_cr(cfg: PlatformConfig) -> dict[str, Any]:
     }
 
 
-def _np(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return network_access.network_policy(name, NAMESPACE, spec)
+def _np(name: str, pod_selector: dict[str, Any], **rules: Any) -> dict[str, Any]:
+    return netpol.network_policy(name, NAMESPACE, pod_selector=pod_selector, **rules)
 
 
 def _kv(*components: str) -> dict[str, Any]:
@@ -91,55 +92,34 @@ def network_policies() -> list[dict[str, Any]]:
     """
     tcp = {"protocol": "TCP"}
     return [
-        _np("kubevirt-allow-ingress-to-metrics", {
-            "podSelector": _kv("virt-operator", "virt-handler", "virt-controller", "virt-api",
-                               "virt-exportproxy", "virt-synchronization-controller",
-                               "virt-observability-controller"),
-            "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{**tcp, "port": 8443}, {**tcp, "port": 8187}]}],
-        }),
-        _np("kubevirt-allow-ingress-to-virt-api-webhook-server", {
-            "podSelector": _kv("virt-api"), "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{**tcp, "port": 8443}]}],
-        }),
-        _np("kubevirt-allow-virt-api-to-components", {
-            "podSelector": _kv("virt-api"), "policyTypes": ["Egress"],
-            "egress": [{"to": [{"podSelector": _kv("virt-operator", "virt-handler", "virt-controller", "virt-api")}],
-                        "ports": [{**tcp, "port": 8443}]}],
-        }),
-        _np("kubevirt-allow-virt-api-to-launchers", {
-            "podSelector": _kv("virt-api"), "policyTypes": ["Egress"],
-            "egress": [{"to": [{"podSelector": _kv("virt-launcher"), "namespaceSelector": {}}]}],
-        }),
-        _np("kubevirt-allow-virt-api-to-virt-handler", {
-            "podSelector": _kv("virt-api"), "policyTypes": ["Egress"],
-            "egress": [{"to": [{"podSelector": _kv("virt-handler")}], "ports": [tcp]}],
-        }),
-        _np("kubevirt-allow-ingress-to-virt-handler", {
-            "podSelector": _kv("virt-handler"), "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": _kv("virt-api")}], "ports": [tcp]}],
-        }),
-        _np("kubevirt-allow-ingress-to-virt-operator-webhook-server", {
-            "podSelector": _kv("virt-operator"), "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{**tcp, "port": 8444}]}],
-        }),
-        _np("kubevirt-allow-virt-exportproxy-communications", {
-            "podSelector": _kv("virt-exportproxy"), "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{**tcp, "port": 8443}]}],
-            "egress": [{"to": [{"podSelector": {"matchExpressions": [
+        _np("kubevirt-allow-ingress-to-metrics",
+            _kv("virt-operator", "virt-handler", "virt-controller", "virt-api", "virt-exportproxy",
+                "virt-synchronization-controller", "virt-observability-controller"),
+            ingress=[{"ports": [{**tcp, "port": 8443}, {**tcp, "port": 8187}]}]),
+        _np("kubevirt-allow-ingress-to-virt-api-webhook-server", _kv("virt-api"),
+            ingress=[{"ports": [{**tcp, "port": 8443}]}]),
+        _np("kubevirt-allow-virt-api-to-components", _kv("virt-api"),
+            egress=[{"to": [{"podSelector": _kv("virt-operator", "virt-handler", "virt-controller", "virt-api")}],
+                     "ports": [{**tcp, "port": 8443}]}]),
+        _np("kubevirt-allow-virt-api-to-launchers", _kv("virt-api"),
+            egress=[{"to": [{"podSelector": _kv("virt-launcher"), "namespaceSelector": {}}]}]),
+        _np("kubevirt-allow-virt-api-to-virt-handler", _kv("virt-api"),
+            egress=[{"to": [{"podSelector": _kv("virt-handler")}], "ports": [tcp]}]),
+        _np("kubevirt-allow-ingress-to-virt-handler", _kv("virt-handler"),
+            ingress=[{"from": [{"podSelector": _kv("virt-api")}], "ports": [tcp]}]),
+        _np("kubevirt-allow-ingress-to-virt-operator-webhook-server", _kv("virt-operator"),
+            ingress=[{"ports": [{**tcp, "port": 8444}]}]),
+        _np("kubevirt-allow-virt-exportproxy-communications", _kv("virt-exportproxy"),
+            ingress=[{"ports": [{**tcp, "port": 8443}]}],
+            egress=[{"to": [{"podSelector": {"matchExpressions": [
                 {"key": "kubevirt.io.virt-export-service", "operator": "Exists"}]}, "namespaceSelector": {}}],
-                "ports": [{**tcp, "port": 8443}]}],
-        }),
-        _np("kubevirt-allow-handler-to-handler", {
-            "podSelector": _kv("virt-handler"), "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": _kv("virt-handler")}]}],
-            "egress": [{"to": [{"podSelector": _kv("virt-handler")}]}],
-        }),
-        _np("kubevirt-allow-observability-to-virt-handler", {
-            "podSelector": _kv("virt-observability-controller"), "policyTypes": ["Egress"],
-            "egress": [{"to": [{"podSelector": _kv("virt-handler")}], "ports": [{**tcp, "port": 8187}]}],
-        }),
-        network_access.apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL),
+                "ports": [{**tcp, "port": 8443}]}]),
+        _np("kubevirt-allow-handler-to-handler", _kv("virt-handler"),
+            ingress=[{"from": [{"podSelector": _kv("virt-handler")}]}],
+            egress=[{"to": [{"podSelector": _kv("virt-handler")}]}]),
+        _np("kubevirt-allow-observability-to-virt-handler", _kv("virt-observability-controller"),
+            egress=[{"to": [{"podSelector": _kv("virt-handler")}], "ports": [{**tcp, "port": 8187}]}]),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.ANY_PORT_APISERVER_EGRESS),
     ]
 
 

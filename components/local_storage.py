@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 import versions
-from components import network_access
+from components import network_policy as netpol
 from components.common import MANAGED_BY
 from components.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
 from components.k8s_objects import register
@@ -143,7 +143,7 @@ def manifests() -> list[dict[str, Any]]:
             },
         }},
         storage_class(),
-        network_access.apiserver_egress(NAMESPACE, APP_LABELS),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, APP_LABELS, **netpol.ANY_PORT_APISERVER_EGRESS),
     ]
 
 

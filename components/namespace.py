@@ -10,6 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.common import MANAGED_BY
+from components.k8s_objects import register
+from components.network_policy import egress_rule, namespace_selector, network_policy
 
 PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
 
@@ -75,51 +77,18 @@ class PlatformNamespace(pulumi.ComponentResource):
             ),
             opts=ns_opts,
         )
-        k8s.networking.v1.NetworkPolicy(
+        kube_dns = {"namespaceSelector": namespace_selector("kube-system"),
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+        register(
             f"{name}-allow-dns",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="allow-dns", namespace=args.name, labels=MANAGED_BY),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Egress"],
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                            )
-                        ],
-                        ports=[
-                            k8s.networking.v1.NetworkPolicyPortArgs(protocol="UDP", port=53),
-                            k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=53),
-                        ],
-                    )
-                ],
-            ),
-            opts=ns_opts,
+            network_policy("allow-dns", args.name, egress=[egress_rule([("UDP", 53), ("TCP", 53)], [kube_dns])]),
+            ns_opts,
         )
         if args.allow_from_namespaces:
-            k8s.networking.v1.NetworkPolicy(
+            peers = [{"namespaceSelector": namespace_selector(ns)} for ns in sorted(args.allow_from_namespaces)]
+            register(
                 f"{name}-allow-ingress-from",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="allow-from-platform", namespace=args.name, labels=MANAGED_BY),
-                spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                            from_=[
-                                k8s.networking.v1.NetworkPolicyPeerArgs(
-                                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                        match_labels={"kubernetes.io/metadata.name": ns}
-                                    )
-                                )
-                                for ns in sorted(args.allow_from_namespaces)
-                            ]
-                        )
-                    ],
-                ),
-                opts=ns_opts,
+                network_policy("allow-from-platform", args.name, ingress=[{"from": peers}]),
+                ns_opts,
             )
         self.register_outputs({"name": self.name})

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from components import network_policy as netpol
 from components.common import MANAGED_BY
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT, TENANT_NAMESPACE_LABEL, TRAEFIK_NAMESPACE
 from components.tenant_capi import (
@@ -38,9 +39,7 @@ from components.tenant_capi import (
 )
 from stacks.config import PlatformConfig, Tenant
 
-CILIUM_API = "cilium.io/v2"
 TRAEFIK_WEBSECURE_POD_PORT = 8443  # traefik chart 41.3.0 values.yaml ports.websecure.port
-KUBE_APISERVER_PORT = 6443  # Talos kube-apiserver on the management nodes
 # CDI reserves this share of a Filesystem volume for the file system: a DataVolume of N GiB asks
 # for a PVC of N / (1 - overhead). Ref: CDI v1.66.0 pkg/common/common.go DefaultGlobalOverhead.
 CDI_FILESYSTEM_OVERHEAD = 0.06
@@ -114,57 +113,21 @@ def api_source_ranges(cfg: PlatformConfig, tenant: Tenant) -> list[str]:
     return list(cfg.management_cluster.operator_source_ranges) or ["0.0.0.0/0"]
 
 
-def _np(name: str, ns: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)}, "spec": spec}
-
-
-def _cnp(name: str, ns: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": CILIUM_API, "kind": "CiliumNetworkPolicy",
-            "metadata": {"name": name, "namespace": ns, "labels": dict(MANAGED_BY)}, "spec": spec}
-
-
-def _tcp(*ports: int) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": p} for p in ports]
-
-
 def network_policies(cfg: PlatformConfig, tenant: Tenant,
                      csi_controller_labels: dict[str, str]) -> list[dict[str, Any]]:
     ns = namespace(cfg, tenant)
     platform_namespaces = {"namespaceSelector": {"matchExpressions": [
         {"key": TENANT_NAMESPACE_LABEL, "operator": "DoesNotExist"}]}}
-    control_plane_vms = {"matchLabels": {ROLE_LABEL: CONTROL_PLANE_ROLE, CLUSTER_NAME_LABEL: cluster_name(tenant)}}
+    control_plane_vms = {ROLE_LABEL: CONTROL_PLANE_ROLE, CLUSTER_NAME_LABEL: cluster_name(tenant)}
     return [
-        _np("allow-same-namespace", ns, {
-            "podSelector": {},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}]}],
-            "egress": [{"to": [{"podSelector": {}}]}],
-        }),
-        _np("allow-api-ingress", ns, {
-            "podSelector": control_plane_vms,
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": [platform_namespaces], "ports": _tcp(TENANT_API_PORT, TALOS_API_PORT)},
-                {"from": [{"ipBlock": {"cidr": c}} for c in api_source_ranges(cfg, tenant)],
-                 "ports": _tcp(TENANT_API_PORT)},
-            ],
-        }),
-        _np("allow-egress-to-traefik", ns, {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TRAEFIK_NAMESPACE}}}],
-                "ports": _tcp(TRAEFIK_WEBSECURE_POD_PORT),
-            }],
-        }),
-        _cnp("allow-world-egress", ns, {
-            "endpointSelector": {},
-            "egress": [{"toEntities": ["world"]}],
-        }),
-        _cnp("allow-csi-controller-to-apiserver", ns, {
-            "endpointSelector": {"matchLabels": dict(csi_controller_labels)},
-            "egress": [{"toEntities": ["kube-apiserver"],
-                        "toPorts": [{"ports": [{"port": str(KUBE_APISERVER_PORT), "protocol": "TCP"}]}]}],
-        }),
+        netpol.same_namespace(ns),
+        netpol.network_policy("allow-api-ingress", ns, control_plane_vms, ingress=[
+            {"from": [platform_namespaces], "ports": netpol.policy_ports(netpol.tcp(TENANT_API_PORT, TALOS_API_PORT))},
+            {"from": [{"ipBlock": {"cidr": c}} for c in api_source_ranges(cfg, tenant)],
+             "ports": netpol.policy_ports(netpol.tcp(TENANT_API_PORT))},
+        ]),
+        netpol.egress_to_namespace(ns, TRAEFIK_NAMESPACE, netpol.tcp(TRAEFIK_WEBSECURE_POD_PORT)),
+        netpol.allow_world_egress(ns, None),
+        netpol.allow_kube_apiserver_egress(ns, csi_controller_labels, "allow-csi-controller-to-apiserver",
+                                           description=None),
     ]

@@ -40,10 +40,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault
 
-from components import netpol
+from components import network_policy as netpol
 from components.authentik import verify_public_tls
 from components.common import MANAGED_BY, helm_release, irreplaceable
 from components.contracts import INTERNAL_CA_ISSUER, TRAEFIK_NAMESPACE, OidcClient, hostnames
+from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.protected import IrreplaceableState
 from components.vault_bootstrap import POD_HEADER, VaultInit, VaultInitArgs
@@ -293,16 +294,21 @@ class Vault(pulumi.ComponentResource):
         )
         in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
         policies = [
-            netpol.create_policy(f"{name}-allow-same-namespace", netpol.same_namespace_policy(NAMESPACE), in_ns),
+            register(f"{name}-allow-same-namespace", netpol.same_namespace(NAMESPACE), in_ns),
             # OIDC discovery and JWKS of https://auth.<zone> go through Traefik.
-            netpol.create_policy(
+            register(
                 f"{name}-allow-egress-traefik",
-                netpol.egress_to_namespace_policy(NAMESPACE, TRAEFIK_NAMESPACE, [TRAEFIK_WEBSECURE_PORT]),
+                netpol.egress_to_namespace(
+                    NAMESPACE, TRAEFIK_NAMESPACE, netpol.tcp(TRAEFIK_WEBSECURE_PORT),
+                    name=f"allow-egress-{TRAEFIK_NAMESPACE}",
+                ),
                 in_ns,
             ),
             # Service registration (pod labels) and Kubernetes auth (TokenReview).
-            netpol.create_policy(
-                f"{name}-allow-kube-apiserver", netpol.apiserver_egress_policy(NAMESPACE, POD_LABELS), in_ns
+            register(
+                f"{name}-allow-kube-apiserver",
+                netpol.allow_kube_apiserver_egress(NAMESPACE, POD_LABELS, description=None),
+                in_ns,
             ),
         ]
         # The issuer and Traefik's CRDs come with args.depends_on (cert-manager, traefik).
