@@ -56,3 +56,19 @@ def register(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) ->
             opts=opts,
         )
     return cls(name, opts=opts, **{_snake(k): v for k, v in fields.items()})
+
+
+# --- small renderers shared by components ------------------------------------------------------
+
+def service_account_with_cluster_role(name: str, namespace: str, cluster_role: str,
+                                      labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A ServiceAccount and the ClusterRoleBinding granting it ``cluster_role`` (both named ``name``)."""
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}},
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": name, "labels": dict(labels)},
+         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": cluster_role},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+    ]

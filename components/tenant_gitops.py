@@ -26,6 +26,7 @@ from components.common import MANAGED_BY
 from components.contracts import ARGOCD_NAMESPACE, TENANT_NAMESPACE_LABEL
 from components.tenant_apps import ingress_controller_values
 from components.k8s_objects import register as k8s_object
+from components.k8s_objects import service_account_with_cluster_role
 from components.tenant_storage import token_secret
 from components.tenant_talos import KUBEPRISM_PORT
 from stacks.config import PlatformConfig, Tenant, TenantApp
@@ -181,15 +182,7 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
     """``argocd-manager`` is cluster-admin of the tenant (ArgoCD installs CRDs and cluster-scoped
     add-ons there); the project limits what may be deployed with it. The tenant's admin groups
     are bound by components.tenant_identity."""
-    rbac = "rbac.authorization.k8s.io"
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": MANAGER_SA, "namespace": MANAGER_NAMESPACE, "labels": dict(MANAGED_BY)}},
-        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": MANAGER_SA, "labels": dict(MANAGED_BY)},
-         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"kind": "ServiceAccount", "name": MANAGER_SA, "namespace": MANAGER_NAMESPACE}]},
-    ]
+    return service_account_with_cluster_role(MANAGER_SA, MANAGER_NAMESPACE, "cluster-admin", MANAGED_BY)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,12 +31,12 @@ import pulumi_vault as vault
 from components.common import MANAGED_BY
 from components.contracts import TENANT_API_PORT, TENANT_NAMESPACE_LABEL
 from components.k8s_objects import register as k8s_object
+from components.k8s_objects import service_account_with_cluster_role
 from components.tenant_storage import token_secret
 from components.vault import NAMESPACE as VAULT_NAMESPACE
 from components.vault import POD_LABELS as VAULT_POD_LABELS
 from stacks.config import Tenant
 
-RBAC = "rbac.authorization.k8s.io"
 REVIEWER_SA = "vault-token-reviewer"
 REVIEWER_NAMESPACE = "kube-system"
 REVIEWER_TOKEN = "vault-token-reviewer-token"
@@ -55,14 +55,7 @@ def auth_path(tenant: str) -> str:
 
 def reviewer_objects() -> list[dict[str, Any]]:
     """The token reviewer identity in the tenant: may create TokenReviews, nothing else."""
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": {"name": REVIEWER_SA, "namespace": REVIEWER_NAMESPACE, "labels": dict(MANAGED_BY)}},
-        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": REVIEWER_SA, "labels": dict(MANAGED_BY)},
-         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "system:auth-delegator"},
-         "subjects": [{"kind": "ServiceAccount", "name": REVIEWER_SA, "namespace": REVIEWER_NAMESPACE}]},
-    ]
+    return service_account_with_cluster_role(REVIEWER_SA, REVIEWER_NAMESPACE, "system:auth-delegator", MANAGED_BY)
 
 
 def role_args(tenant: Tenant, policy: str) -> dict[str, Any]:
