@@ -89,7 +89,8 @@ def tenant_admin_binding(cfg: PlatformConfig, tenant: str, groups: Sequence[str]
 class ClusterRbacArgs:
     config: PlatformConfig
     depends_on: Sequence[pulumi.Resource] = ()
-    # Per tenant, what creates its namespace: its bindings wait for that only (not for other tenants).
+    # The tenants built by this program, each with what creates its namespace: a tenant's bindings
+    # wait for that only (not for other tenants), and a tenant not built here gets none.
     tenant_dependencies: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)
 
 
@@ -110,7 +111,9 @@ class ClusterRbac(pulumi.ComponentResource):
         self.tenant_roles = {}
         self.tenant_bindings = {}
         for tenant in cfg.tenants:
-            deps = list(args.tenant_dependencies.get(tenant.name, args.depends_on))
+            if tenant.name not in args.tenant_dependencies:
+                continue
+            deps = list(args.tenant_dependencies[tenant.name])
             child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=deps)
             role = tenant_admin_role(cfg, tenant.name)
             self.tenant_roles[tenant.name] = r = k8s.rbac.v1.Role(

@@ -657,21 +657,39 @@ def check_stack(rule: Rule, records: Sequence[Mapping[str, Any]], outputs: Mappi
     return [Violation(rule.id, urn, msg, rule.mandatory) for urn, msg in rule.stack_check(records, outputs, context or {})]
 
 
+def resource_violations(records: Iterable[Mapping[str, Any]], context: Mapping[str, Any] | None = None,
+                        rules: Iterable[Rule] | None = None) -> list[Violation]:
+    """The violations of the per-resource rules: each record is judged on its own, so a plan
+    built in parts can be judged part by part."""
+    rules = list(RULES if rules is None else rules)
+    out: list[Violation] = []
+    for record in records:
+        if isinstance(record, Mapping):
+            for rule in rules:
+                out.extend(check_resource(rule, record, context))
+    return out
+
+
+def stack_violations(doc: Mapping[str, Any], context: Mapping[str, Any] | None = None,
+                     rules: Iterable[Rule] | None = None) -> list[Violation]:
+    """The violations of the rules over the whole plan (several resources, stack outputs)."""
+    records = [r for r in doc.get("resources", []) if isinstance(r, Mapping)]
+    outputs = doc.get("outputs") or {}
+    out: list[Violation] = []
+    for rule in RULES if rules is None else rules:
+        out.extend(check_stack(rule, records, outputs, context))
+    return out
+
+
 def evaluate(doc: Mapping[str, Any], context: Mapping[str, Any] | None = None,
              rules: Iterable[Rule] | None = None) -> list[Violation]:
     """Every violation of a plan document ({"resources": [...], "outputs": {...}}), sorted.
 
     ``rules`` defaults to :data:`RULES`.
     """
-    rules = RULES if rules is None else rules
-    records = [r for r in doc.get("resources", []) if isinstance(r, Mapping)]
-    outputs = doc.get("outputs") or {}
-    out: list[Violation] = []
-    for rule in rules:
-        for record in records:
-            out.extend(check_resource(rule, record, context))
-        out.extend(check_stack(rule, records, outputs, context))
-    return sorted(set(out))
+    rules = list(RULES if rules is None else rules)
+    return sorted(set(resource_violations(doc.get("resources", []), context, rules))
+                  | set(stack_violations(doc, context, rules)))
 
 
 def mandatory(violations: Iterable[Violation]) -> list[Violation]:

@@ -8,6 +8,7 @@ the services it uses; a tenant waits for the platform, never for another tenant.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pulumi
@@ -42,7 +43,13 @@ class Environment:
     talosconfig: pulumi.Output[str] | None = None
 
 
-def build_environment(cfg: PlatformConfig) -> Environment:
+def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = None) -> Environment:
+    """Build the whole environment; ``tenants`` (names) narrows which tenant clusters are built.
+
+    Only tenant clusters and their bindings are narrowed: every platform resource is built from
+    the whole config, so it is the same whichever tenants are built (``stacks.plan --jobs``
+    relies on it and checks it).
+    """
     mc = cfg.management_cluster
 
     # --- management cluster -------------------------------------------------------------------
@@ -131,6 +138,8 @@ def build_environment(cfg: PlatformConfig) -> Environment:
 
     # --- tenants ("other clusters") -----------------------------------------------------------
     for tenant in cfg.tenants:
+        if tenants is not None and tenant.name not in tenants:
+            continue
         env.tenants[tenant.name] = TenantCluster(
             tenant.name,
             TenantClusterArgs(

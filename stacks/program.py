@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pulumi
 
 from stacks import sdk_speedups
@@ -9,11 +11,18 @@ from stacks.config import load_from_pulumi
 from stacks.environment import build_environment
 
 
-def main() -> None:
+def main(tenants: Collection[str] | None = None) -> None:
+    """``tenants`` narrows which tenant clusters are built: the offline plan builds disjoint
+    sets of tenants in parallel processes (``stacks.plan --jobs``). ``pulumi up`` builds all of
+    them. Validation and stack outputs always cover the whole config."""
     sdk_speedups.apply()
     # Validation happens before any resource is registered: bad config deploys nothing.
     cfg = load_from_pulumi()
-    env = build_environment(cfg)
+    if tenants is not None:
+        unknown = sorted(set(tenants) - {t.name for t in cfg.tenants})
+        if unknown:
+            raise ValueError(f"tenants {unknown} are not in the stack config")
+    env = build_environment(cfg, tenants)
     pulumi.export("managementCluster", cfg.management_cluster.name)
     pulumi.export("clusterEndpoint", cfg.cluster_endpoint)
     pulumi.export("platformZone", cfg.domain.platform_zone)
@@ -21,4 +30,4 @@ def main() -> None:
     if env.talosconfig is not None:
         pulumi.export("talosconfig", pulumi.Output.secret(env.talosconfig))
     pulumi.export("nodeAddresses", [n.address for n in cfg.management_cluster.nodes])
-    pulumi.export("tenants", sorted(env.tenants))
+    pulumi.export("tenants", sorted(t.name for t in cfg.tenants))

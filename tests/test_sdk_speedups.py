@@ -1,9 +1,11 @@
-"""The iterative reachability check answers exactly as the SDK's recursive one."""
+"""Each SDK replacement in stacks/sdk_speedups.py answers exactly as the SDK's own function."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
+from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import resource_cycle_breaker
 
 from stacks import sdk_speedups
@@ -14,18 +16,93 @@ class Node:
         self.i = i
 
 
-def test_iterative_reachability_matches_the_sdk_on_random_graphs():
+def random_graph(rng: random.Random, size: int = 40) -> list[Node]:
+    nodes = [Node(i) for i in range(size)]
+    for n in nodes:
+        for m in rng.sample(nodes, rng.randint(0, 3)):
+            sdk_speedups._add_dep(n, m)
+    return nodes
+
+
+def test_backward_reachability_matches_the_sdk_on_random_graphs():
     rng = random.Random(7)
+    answers = set()
     for _ in range(30):
-        nodes = [Node(i) for i in range(40)]
-        for n in nodes:
-            for m in rng.sample(nodes, rng.randint(0, 3)):
-                resource_cycle_breaker._add_dep(n, m)
+        nodes = random_graph(rng)
         for _ in range(50):
             a, b = rng.choice(nodes), rng.choice(nodes)
-            assert sdk_speedups._reachable(a, b) == sdk_speedups._original_reachable(a, b)
+            expected = sdk_speedups._original_reachable(a, b)
+            assert sdk_speedups._reachable(a, b) == expected
+            answers.add(expected)
+    assert answers == {True, False}  # both outcomes were exercised
 
 
-def test_apply_swaps_the_sdk_function():
+def test_add_dep_records_the_same_forward_edges_as_the_sdk():
+    rng = random.Random(11)
+    ours, theirs = [Node(i) for i in range(30)], [Node(i) for i in range(30)]
+    for _ in range(200):
+        a, b = rng.randrange(30), rng.randrange(30)
+        sdk_speedups._add_dep(ours[a], ours[b])
+        sdk_speedups._original_add_dep(theirs[a], theirs[b])
+    for o, t in zip(ours, theirs):
+        assert {d.i for d in resource_cycle_breaker._deps(o)} == {d.i for d in resource_cycle_breaker._deps(t)}
+
+
+def test_declare_dependency_still_refuses_a_cycle():
+    sdk_speedups.apply()
+    a, b, c = Node(0), Node(1), Node(2)
+    assert resource_cycle_breaker.declare_dependency(a, b)
+    assert resource_cycle_breaker.declare_dependency(b, c)
+    assert not resource_cycle_breaker.declare_dependency(c, a)  # c -> a would close a -> b -> c
+    assert not resource_cycle_breaker.declare_dependency(a, a)
+
+
+class _Resource:
+    """Three nested constructors, like Resource <- CustomResource <- a concrete resource."""
+
+    def __init__(self, capture):
+        self.trace = capture()
+
+
+class _Custom(_Resource):
+    def __init__(self, capture):
+        super().__init__(capture)
+
+
+class _Concrete(_Custom):
+    def __init__(self, capture):
+        super().__init__(capture)
+
+
+def _both():
+    return sdk_speedups._original_get_stack_trace(), sdk_speedups._get_stack_trace()
+
+
+def _user_code(depth: int):
+    if depth:
+        return _user_code(depth - 1)
+    # Both captured from the same line, so every frame outside the constructors is the same.
+    made = _Concrete(_both)
+    return made.trace
+
+
+@pytest.mark.parametrize("depth", [0, 3, 25])
+def test_stack_trace_matches_the_sdk(depth):
+    theirs, ours = _user_code(depth)
+    assert len(theirs.frames) >= depth + 2
+    assert ours == theirs
+    # The first frame is the user code that constructed the resource.
+    assert theirs.frames[0].pc.uri.endswith("test_sdk_speedups.py")
+
+
+def test_stack_trace_without_enough_constructors_is_empty_like_the_sdk():
+    theirs, ours = _both()
+    assert ours == theirs
+    assert len(ours.frames) == 0
+
+
+def test_apply_swaps_the_sdk_functions():
     sdk_speedups.apply()
     assert resource_cycle_breaker._reachable is sdk_speedups._reachable
+    assert resource_cycle_breaker._add_dep is sdk_speedups._add_dep
+    assert sdk_resource._get_stack_trace is sdk_speedups._get_stack_trace

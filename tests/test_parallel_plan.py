@@ -1,0 +1,123 @@
+"""Planning tenants in parallel processes (``stacks.plan --jobs``) gives the plan of one process,
+and refuses to merge parts that disagree on a resource they both built."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+
+import stacks.program
+from stacks import plan as plan_module
+from stacks.loader import ROOT, read_stack
+from stacks.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
+
+TENANTS = ["erp", "ci", "data"]  # Pulumi.prod.yaml
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
+    runs = {}
+    for jobs in ("1", "3"):
+        out = tmp_path / f"jobs{jobs}"
+        proc = subprocess.run([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs[jobs] = snapshot(out)
+    assert any(name.startswith("manifests/") for name in runs["1"])
+    assert sorted(runs["1"]) == sorted(runs["3"])
+    assert [n for n in runs["1"] if runs["1"][n] != runs["3"][n]] == []
+
+
+def test_tenants_are_dealt_round_robin_into_non_empty_parts():
+    assert shard_tenants(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+    assert shard_tenants(["a", "b"], 8) == [["a"], ["b"]]
+    assert shard_tenants([], 4) == [[]]
+    assert shard_tenants(["a"], 0) == [["a"]]
+
+
+def test_a_part_builds_its_tenants_and_the_whole_platform():
+    stack_file = read_stack("prod")
+    part = run_offline(stack_file, tenants=["ci"])
+    clusters = [r.name for r in part.monitor.of_type("weebo:tenants:TenantCluster")]
+    assert clusters == ["ci"]
+    # Cluster RBAC of a tenant comes with the tenant; Vault's tenant policies are platform
+    # (built from the whole config, like the Vault groups that list them).
+    rbac = sorted(r.name for r in part.monitor.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+                  if r.name.startswith("cluster-rbac-"))
+    assert rbac == ["cluster-rbac-ci-role"]
+    policies = {r.input("name") for r in part.monitor.of_type("vault:index/policy:Policy")}
+    assert {f"tenant-{t}" for t in TENANTS} <= policies
+    # Stack outputs describe the whole stack.
+    assert part.monitor.stack_outputs["tenants"] == sorted(TENANTS)
+
+
+def test_program_refuses_tenants_that_are_not_in_the_config():
+    with pytest.raises(Exception, match=r"tenants \['nope'\] are not in the stack config"):
+        run_offline(read_stack("prod"), tenants=["nope"])
+
+
+def test_parts_merge_into_the_single_process_plan():
+    stack_file = read_stack("prod")
+    whole = render(run_offline(stack_file))
+    parts = [render(run_offline(stack_file, tenants=s)) for s in (["erp", "data"], ["ci"])]
+    merged = merge(parts, [["erp", "data"], ["ci"]])
+    assert merged.document() == whole.document()
+    assert merged.files == whole.files
+    assert merged.secrets == whole.secrets and merged.violations == whole.violations
+
+
+def test_merge_refuses_a_platform_resource_that_depends_on_the_tenants_built(monkeypatch: pytest.MonkeyPatch):
+    real = stacks.program.build_environment
+
+    def leaky(cfg, tenants=None):
+        env = real(cfg, tenants)
+        # A platform resource listing the tenants it saw: what adding a tenant must never change.
+        pulumi.CustomResource("random:index/randomId:RandomId", "leaky",
+                              {"keepers": {"tenants": ",".join(sorted(env.tenants))}, "byteLength": 4})
+        return env
+
+    monkeypatch.setattr(stacks.program, "build_environment", leaky)
+    stack_file = read_stack("prod")
+    shards = [["erp", "data"], ["ci"]]
+    parts = [render(run_offline(stack_file, tenants=s)) for s in shards]
+    with pytest.raises(ShardMismatch, match=r"leaky differs between the parts planning tenants \['erp', 'data'\] and \['ci'\]"):
+        merge(parts, shards)
+
+
+def _part(resources: dict[str, dict], outputs: dict | None = None) -> RenderedPlan:
+    return RenderedPlan(stack="s", resources=resources, files={}, outputs=outputs or {}, secrets=set(), violations=set())
+
+
+def test_merge_refuses_a_resource_built_by_some_parts_only():
+    platform = {"urn:p": {"x": 1}}
+    parts = [_part({**platform, "urn:shared": {}}), _part({**platform, "urn:shared": {}}), _part(dict(platform))]
+    with pytest.raises(ShardMismatch, match="urn:shared is built only with tenants"):
+        merge(parts, [["a"], ["b"], ["c"]])
+
+
+def test_merge_refuses_outputs_that_differ():
+    with pytest.raises(ShardMismatch, match="stack outputs"):
+        merge([_part({}, {"tenants": ["a"]}), _part({}, {"tenants": ["b"]})], [["a"], ["b"]])
+
+
+def test_merge_keeps_each_tenant_resource_once():
+    platform = {"urn:p": {"x": 1}}
+    merged = merge([_part({**platform, "urn:a": {"a": 1}}), _part({**platform, "urn:b": {"b": 1}})], [["a"], ["b"]])
+    assert merged.resources == {"urn:p": {"x": 1}, "urn:a": {"a": 1}, "urn:b": {"b": 1}}
+
+
+def test_cli_reports_a_mismatch_without_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys):
+    def refuse(*_args, **_kwargs):
+        raise ShardMismatch("resource urn:x differs between the parts planning tenants ['a'] and ['b']")
+
+    monkeypatch.setattr(plan_module, "plan_in_parallel", refuse)
+    assert plan_module.main(["prod", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "urn:x differs" in err and "Traceback" not in err
