@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -124,8 +125,12 @@ def is_opaque(value: Any) -> bool:
     return isinstance(value, str) and value in (SECRET, UNKNOWN)
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+@lru_cache(maxsize=8192)  # a plan asks about the same few hundred keys hundreds of thousands of times
 def _norm(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
+    return _NOT_ALNUM.sub("", key.lower())
 
 
 # A key names a credential when its normalized form ends with one of these.
@@ -141,6 +146,7 @@ _REFERENCE_KEYS = frozenset({"imagepullsecret", "imagepullsecrets", "pullsecret"
                              "casecret", "certsecret"})
 
 
+@lru_cache(maxsize=8192)
 def is_credential_key(key: str) -> bool:
     """True for keys such as ``password``, ``adminToken``, ``client_secret``, ``privateKey``,
     ``kubeconfig``, ``EXTERNAL_DNS_RFC2136_TSIG_SECRET``; False for references such as
@@ -160,14 +166,18 @@ def looks_like_private_key(value: Any) -> bool:
 
 
 def walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """Every (path, value) of a nested structure, containers included, depth first."""
-    yield path, value
-    if isinstance(value, Mapping):
-        for k in sorted(value, key=str):
-            yield from walk(value[k], (*path, k))
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            yield from walk(v, (*path, i))
+    """Every (path, value) of a nested structure, containers included, depth first (mapping
+    keys in sorted order)."""
+    # An explicit stack rather than nested generators: each value would otherwise travel up one
+    # generator frame per level.
+    stack = [(path, value)]
+    while stack:
+        p, v = stack.pop()
+        yield p, v
+        if isinstance(v, Mapping):
+            stack.extend(((*p, k), v[k]) for k in reversed(sorted(v, key=str)))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(((*p, i), v[i]) for i in range(len(v) - 1, -1, -1))
 
 
 def fmt_path(path: Sequence[Any]) -> str:

@@ -27,6 +27,17 @@ def is_unknown(value: Any) -> bool:
 
 def redact(value: Any) -> Any:
     """Inputs as the plan shows them: secrets and unknowns replaced by markers."""
+    # Plain dicts, strings and lists are nearly everything a plan holds: they take the short
+    # path (the plan redacts every input of every resource).
+    t = type(value)
+    if t is dict:
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
+        return {str(k): redact(v) for k, v in value.items()}
+    if t is str:
+        return UNKNOWN if value == rpc.UNKNOWN else value
+    if t is list:
+        return [redact(v) for v in value]
     if rpc.is_rpc_secret(value):
         return SECRET
     if is_unknown(value):

@@ -3,6 +3,7 @@ and refuses to merge parts that disagree on a resource they both built."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,14 @@ def test_cli_reports_a_mismatch_without_a_traceback(monkeypatch: pytest.MonkeyPa
     assert plan_module.main(["prod", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "urn:x differs" in err and "Traceback" not in err
+
+
+def test_plan_json_assembled_from_encoded_records_is_json_dumps_of_the_document():
+    rendered = render(run_offline(read_stack("dev")))
+    expected = json.dumps(rendered.document(), indent=2, sort_keys=True) + "\n"
+    assert rendered.plan_json() == expected
+    # Records not encoded beforehand (a merged or hand-made plan) give the same text.
+    rendered.encoded.clear()
+    assert rendered.plan_json() == expected
+    empty = _part({}, {"a": [1]})
+    assert empty.plan_json() == json.dumps(empty.document(), indent=2, sort_keys=True) + "\n"
