@@ -8,8 +8,16 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 import versions
+
+def yaml_text(doc: Any, *, sort_keys: bool = True) -> str:
+    """``yaml.safe_dump(doc)`` through libyaml's emitter when PyYAML has it: the same text
+    (tested), several times faster, for documents rendered once per tenant."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(doc, Dumper=dumper, sort_keys=sort_keys, default_flow_style=False)
+
 
 # Labels every object the platform renders carries, so `kubectl get -l` finds them.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "weebo-platform"}

@@ -22,10 +22,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 import versions
-from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
+from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips, yaml_text
 from components.tenant_capi import namespace
 from components.k8s_objects import register as k8s_object
 from stacks.config import PlatformConfig, Tenant
@@ -60,8 +59,8 @@ def infra_cluster_labels(tenant: Tenant) -> str:
 def storage_class_enforcement(cfg: PlatformConfig) -> str:
     """Tenants may only provision on the configured infra storage class, whatever StorageClass
     they write in their cluster (util.StorageClassEnforcement: allowList/allowAll/allowDefault)."""
-    return yaml.safe_dump({"allowAll": False, "allowDefault": False,
-                           "allowList": [cfg.kubevirt_csi.infra_storage_class]}, sort_keys=True)
+    return yaml_text({"allowAll": False, "allowDefault": False,
+                      "allowList": [cfg.kubevirt_csi.infra_storage_class]})
 
 
 def _meta(name: str, ns: str | None = None, labels: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -206,14 +205,14 @@ def tenant_kubeconfig(server: str, ca_data_b64: str, token_b64: str, user: str) 
     """A kubeconfig for one ServiceAccount of a tenant (``ca_data_b64``/``token_b64`` as the token
     Secret's ``data`` holds them)."""
     token = base64.b64decode(token_b64).decode()
-    return yaml.safe_dump({
+    return yaml_text({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "tenant", "cluster": {"server": server, "certificate-authority-data": ca_data_b64}}],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [{"name": "tenant", "context": {"cluster": "tenant", "user": user}}],
         "current-context": "tenant",
-    }, sort_keys=True)
+    })
 
 
 # --------------------------------------------------------------------------------------------

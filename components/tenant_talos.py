@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import yaml
 
+from components.common import yaml_text
 from components.contracts import (
     OIDC_GROUPS_CLAIM,
     OIDC_GROUPS_PREFIX,
@@ -145,4 +145,4 @@ def worker_patches(cfg: PlatformConfig, tenant: Tenant) -> list[dict[str, Any]]:
 
 def strategic_patches(patches: list[dict[str, Any]]) -> list[str]:
     """One YAML document per entry, as CABPT/CACPPT take them."""
-    return [yaml.safe_dump(p, sort_keys=True, default_flow_style=False) for p in patches]
+    return [yaml_text(p) for p in patches]

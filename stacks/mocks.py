@@ -7,6 +7,7 @@ keeps all of that so tests and the offline plan see the graph ``pulumi preview``
 
 from __future__ import annotations
 
+import concurrent.futures
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +16,41 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
+
+
+def run_to_completion(coro: Any) -> Any:
+    """The result of a coroutine that never waits (serialising plain values).
+
+    The monitor runs inside the event loop's thread (see :class:`InlineExecutor`), where the
+    SDK's ``_sync_await`` would re-enter the running loop.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("the mock engine was asked to serialise a value that is not known yet")
+
+
+class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs each call at once, in the calling thread.
+
+    The SDK hands every engine call to the event loop's default executor, because a real engine
+    is a gRPC server. The mock engine is plain Python that never blocks: a thread hop per
+    resource only costs time (and thread switches under the GIL).
+    """
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine, as a thread would
+            future.set_exception(exc)
+        return future
 
 
 def is_unknown(value: Any) -> bool:
@@ -194,7 +226,11 @@ class RecordingMonitor(MockMonitor):
         for key in request.additionalSecretOutputs:
             if key in state and not rpc.is_rpc_secret(state[key]):
                 state[key] = rpc.wrap_rpc_secret(state[key])
-        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        if not request.additionalSecretOutputs and state == inputs:
+            # A preview echoes the inputs: their wire form is the request's own.
+            obj_proto = request.object
+        else:
+            obj_proto = run_to_completion(rpc.serialize_properties(state, {}))
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid or "", state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj_proto)
 
@@ -205,9 +241,29 @@ class RecordingMonitor(MockMonitor):
         return super().RegisterResourceOutputs(request)
 
     def Invoke(self, request: Any) -> Any:
+        from pulumi.runtime.proto import provider_pb2, resource_pb2
+
         _ensure_event_loop()
-        self.invokes.append((request.tok, rpc.deserialize_properties(request.args, keep_unknowns=True)))
-        return super().Invoke(request)
+        args = rpc.deserialize_properties(request.args, keep_unknowns=True)
+        self.invokes.append((request.tok, args))
+        ret, failures = self.mocks.call(MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        return resource_pb2.ResourceInvokeResponse(
+            failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures or []],
+            **{"return": run_to_completion(rpc.serialize_properties(ret, {}))},
+        )
+
+    def ReadResource(self, request: Any) -> Any:
+        """As the stock mock monitor (reads are not part of the plan), without pumping the loop."""
+        from pulumi.runtime.proto import resource_pb2
+
+        _ensure_event_loop()
+        state = rpc.deserialize_properties(request.properties)
+        rid, state = self.mocks.new_resource(MockResourceArgs(
+            typ=request.type, name=request.name, inputs=state, provider=request.provider, resource_id=request.id))
+        props_proto = run_to_completion(rpc.serialize_properties(state, {}))
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=props_proto)
 
     # -- queries for tests -------------------------------------------------------------------
     def of_type(self, type_: str) -> list[Registration]:

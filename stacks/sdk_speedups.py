@@ -30,6 +30,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+from pulumi import _types as sdk_types
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import resource_cycle_breaker
 from pulumi.runtime.proto import source_pb2
@@ -37,6 +38,9 @@ from pulumi.runtime.proto import source_pb2
 _original_reachable = resource_cycle_breaker._reachable
 _original_add_dep = resource_cycle_breaker._add_dep
 _original_get_stack_trace = sdk_resource._get_stack_trace
+_original_create_urn = sdk_resource.create_urn
+_original_unwrap_type = sdk_types.unwrap_type
+_original_unwrap_optional_type = sdk_types.unwrap_optional_type
 
 _DEPENDENTS = "_weebo_dependents"  # reverse edges: the resources that depend on this one
 
@@ -127,7 +131,51 @@ def _get_stack_trace() -> source_pb2.StackTrace:
     return source_pb2.StackTrace(frames=out)
 
 
+def _create_urn(name: Any, type_: Any, parent: Any = None, project: str | None = None,
+                stack: str | None = None) -> Any:
+    """The SDK's ``create_urn`` without its chain of outputs when every part is a plain string
+    (as for the URN it computes before every registration, from the parent's resolved URN)."""
+    if not (isinstance(name, str) and isinstance(type_, str) and (parent is None or isinstance(parent, str))):
+        return _original_create_urn(name, type_, parent, project, stack)
+    from pulumi import Output
+    from pulumi.runtime import settings
+
+    if parent is not None:
+        prefix = parent[0: parent.rfind("::")] + "$"
+    else:
+        prefix = ("urn:pulumi:" + (settings.get_stack() if stack is None else stack) + "::"
+                  + (settings.get_project() if project is None else project) + "::")
+    return Output.from_input(prefix + type_ + "::" + name)
+
+
+def _memoized_by_identity(fn: Any) -> Any:
+    """``fn`` remembered per argument object. The SDK unwraps the type annotations of resource
+    and input classes (``Optional[Input[T]]`` -> ``T``) for every value it serialises or
+    deserialises: the same few hundred annotation objects, hundreds of thousands of times. The
+    answer depends only on the annotation, and annotations live as long as their classes; the
+    cache keeps each argument alive so that its ``id`` is never reused."""
+    cache: dict[int, tuple[Any, Any]] = {}
+
+    def memoized(val: Any) -> Any:
+        hit = cache.get(id(val))
+        if hit is not None and hit[0] is val:
+            return hit[1]
+        result = fn(val)
+        cache[id(val)] = (val, result)
+        return result
+
+    memoized.__wrapped__ = fn  # type: ignore[attr-defined]
+    return memoized
+
+
+_unwrap_type = _memoized_by_identity(_original_unwrap_type)
+_unwrap_optional_type = _memoized_by_identity(_original_unwrap_optional_type)
+
+
 def apply() -> None:
     resource_cycle_breaker._reachable = _reachable
     resource_cycle_breaker._add_dep = _add_dep
     sdk_resource._get_stack_trace = _get_stack_trace
+    sdk_resource.create_urn = _create_urn
+    sdk_types.unwrap_type = _unwrap_type
+    sdk_types.unwrap_optional_type = _unwrap_optional_type

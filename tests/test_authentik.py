@@ -3,7 +3,6 @@ gate, secrets."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest

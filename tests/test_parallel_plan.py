@@ -36,11 +36,13 @@ def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
     assert [n for n in runs["1"] if runs["1"][n] != runs["3"][n]] == []
 
 
-def test_tenants_are_dealt_round_robin_into_non_empty_parts():
-    assert shard_tenants(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
-    assert shard_tenants(["a", "b"], 8) == [["a"], ["b"]]
+def test_tenants_are_dealt_into_parts_of_even_weight():
+    # Heaviest first, each to the lightest part: 9 | 5+3+1 ... whatever the config order.
+    assert shard_tenants([("a", 1), ("b", 9), ("c", 3), ("d", 5)], 2) == [["b"], ["a", "c", "d"]]
+    assert shard_tenants([("a", 2), ("b", 2), ("c", 2), ("d", 2)], 2) == [["a", "c"], ["b", "d"]]
+    assert shard_tenants([("a", 1), ("b", 1)], 8) == [["a"], ["b"]]
     assert shard_tenants([], 4) == [[]]
-    assert shard_tenants(["a"], 0) == [["a"]]
+    assert shard_tenants([("a", 1)], 0) == [["a"]]
 
 
 def test_a_part_builds_its_tenants_and_the_whole_platform():

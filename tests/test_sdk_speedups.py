@@ -106,3 +106,55 @@ def test_apply_swaps_the_sdk_functions():
     assert resource_cycle_breaker._reachable is sdk_speedups._reachable
     assert resource_cycle_breaker._add_dep is sdk_speedups._add_dep
     assert sdk_resource._get_stack_trace is sdk_speedups._get_stack_trace
+    assert sdk_resource.create_urn is sdk_speedups._create_urn
+
+
+@pytest.mark.parametrize("parent", [None, "urn:pulumi:prod::weebo-platform::weebo:tenants:TenantCluster::erp"])
+def test_create_urn_matches_the_sdk(parent):
+    import pulumi
+    from pulumi.runtime import mocks
+
+    class Echo(mocks.Mocks):
+        def new_resource(self, args):
+            return "", {}
+
+        def call(self, args):
+            return {}, []
+
+    pulumi.runtime.set_mocks(Echo(), project="weebo-platform", stack="prod", preview=True)
+    from pulumi.runtime.sync_await import _sync_await
+
+    async def both():
+        ours = sdk_speedups._create_urn("erp-namespace", "kubernetes:core/v1:Namespace", parent)
+        theirs = sdk_speedups._original_create_urn("erp-namespace", "kubernetes:core/v1:Namespace", parent)
+        return ([await ours.future(), await ours.is_known(), await ours.is_secret()],
+                [await theirs.future(), await theirs.is_known(), await theirs.is_secret()])
+
+    ours, theirs = _sync_await(both())
+    assert ours == theirs
+    assert ours[0].endswith("kubernetes:core/v1:Namespace::erp-namespace")
+
+
+def test_create_urn_leaves_outputs_and_resources_to_the_sdk(monkeypatch: pytest.MonkeyPatch):
+    import pulumi
+
+    handed = []
+    monkeypatch.setattr(sdk_speedups, "_original_create_urn", lambda *a: handed.append(a) or "sdk")
+    out = pulumi.Output.from_input("x")
+    assert sdk_speedups._create_urn(out, "t") == "sdk"
+    assert sdk_speedups._create_urn("n", "t", parent=out) == "sdk"
+    assert len(handed) == 2
+
+
+def test_unwrap_type_is_remembered_per_annotation_and_matches_the_sdk():
+    from typing import Optional
+
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    hints = [Optional[pulumi.Input[str]], pulumi.Output[int], Optional[pulumi.Input["k8s.meta.v1.ObjectMetaArgs"]],
+             pulumi.Input[k8s.meta.v1.ObjectMetaArgs], str, list]
+    for hint in hints:
+        assert sdk_speedups._unwrap_type(hint) == sdk_speedups._original_unwrap_type(hint)
+        assert sdk_speedups._unwrap_type(hint) == sdk_speedups._original_unwrap_type(hint)  # from the cache
+        assert sdk_speedups._unwrap_optional_type(hint) == sdk_speedups._original_unwrap_optional_type(hint)

@@ -3,7 +3,6 @@ tenant policies, secrets."""
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 from typing import Any
 
