@@ -180,6 +180,18 @@ def walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ..
             stack.extend(((*p, i), v[i]) for i in range(len(v) - 1, -1, -1))
 
 
+# The walk of the record being judged, shared by the rules that all walk its inputs
+# (see resource_violations): (inputs object, its walk).
+_current_walk: list[tuple[Any, list[tuple[tuple[Any, ...], Any]]]] = []
+
+
+def walk_inputs(inputs: Any) -> Iterable[tuple[tuple[Any, ...], Any]]:
+    """``walk(inputs)``, computed once per record while :func:`resource_violations` judges it."""
+    if _current_walk and _current_walk[0][0] is inputs:
+        return _current_walk[0][1]
+    return walk(inputs)
+
+
 def fmt_path(path: Sequence[Any]) -> str:
     out = ""
     for p in path:
@@ -311,7 +323,7 @@ def image_problem(ref: str) -> str | None:
 def check_pinned_images(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
     if k8s_kind(str(record.get("type", ""))) is None and record.get("type") not in HELM_RELEASE_TYPES:
         return
-    for path, value in walk(record.get("inputs") or {}):
+    for path, value in walk_inputs(record.get("inputs") or {}):
         if not path or path[-1] != "image":
             continue
         if isinstance(value, str):
@@ -363,7 +375,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def check_secret_inputs(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
     inputs = record.get("inputs") or {}
-    for path, value in walk(inputs):
+    for path, value in walk_inputs(inputs):
         if not isinstance(value, str) or is_opaque(value) or not path:
             continue
         # Numbers and UUIDs are ids of referenced objects (Authentik's signingKey is a keypair's UUID).
@@ -401,7 +413,7 @@ def check_secret_outputs(records: Sequence[Mapping[str, Any]], outputs: Mapping[
 
 def _env_entries(inputs: Any) -> Iterator[tuple[tuple[Any, ...], Mapping[str, Any]]]:
     """Container env entries ({name, value|valueFrom}) anywhere: manifests and Helm values."""
-    for path, value in walk(inputs):
+    for path, value in walk_inputs(inputs):
         if (isinstance(value, Mapping) and isinstance(value.get("name"), str)
                 and ("value" in value or "valueFrom" in value) and path and isinstance(path[-1], int)):
             yield path, value
@@ -673,10 +685,15 @@ def resource_violations(records: Iterable[Mapping[str, Any]], context: Mapping[s
     built in parts can be judged part by part."""
     rules = list(RULES if rules is None else rules)
     out: list[Violation] = []
-    for record in records:
-        if isinstance(record, Mapping):
-            for rule in rules:
-                out.extend(check_resource(rule, record, context))
+    try:
+        for record in records:
+            if isinstance(record, Mapping):
+                inputs = record.get("inputs") or {}
+                _current_walk[:] = [(inputs, list(walk(inputs)))]
+                for rule in rules:
+                    out.extend(check_resource(rule, record, context))
+    finally:
+        _current_walk.clear()
     return out
 
 

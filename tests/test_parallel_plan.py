@@ -135,3 +135,15 @@ def test_plan_json_assembled_from_encoded_records_is_json_dumps_of_the_document(
     assert rendered.plan_json() == expected
     empty = _part({}, {"a": [1]})
     assert empty.plan_json() == json.dumps(empty.document(), indent=2, sort_keys=True) + "\n"
+
+
+def test_records_are_encoded_as_json_dumps_encodes_them():
+    from stacks.plan import _encode_record
+
+    odd = {"b": [1, 2.5, float("inf"), None, True, ("t", "u"), {}, [], "é\n\"q\""], "a": {"z": {"y": []}},
+           "ünï": "x"}
+    for record in [odd, *render(run_offline(read_stack("dev"))).resources.values()]:
+        expected = "    " + json.dumps(record, indent=2, sort_keys=True).replace("\n", "\n    ")
+        assert _encode_record(record) == expected
+    # Keys json.dumps would convert are left to json.dumps.
+    assert _encode_record({1: "x"}) == "    " + json.dumps({1: "x"}, indent=2, sort_keys=True).replace("\n", "\n    ")
