@@ -5,8 +5,10 @@ stack with 1, 10, 50 and 100 generated tenants, plus graph metrics.
     python bench/plan_bench.py --write         # also rewrite the table in bench/README.md
     python bench/plan_bench.py --sizes 1 10    # other sizes
 
-Each plan runs as its own process (`python -m stacks.plan <file>`), as a user would run it, so
-the numbers include interpreter start-up and imports. Not a test: nothing here asserts timings.
+Each plan runs as its own process (`python -m stacks.plan <file>`), as a user would run it (one
+worker process per CPU), so the numbers include interpreter start-up and imports; it runs again
+with `--jobs 1` for the cost in one process, and the two plans must be identical. Not a test:
+nothing here asserts timings.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import ipaddress
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -76,25 +77,47 @@ def stack_document(tenants: int) -> dict[str, Any]:
     return doc
 
 
-def run_plan(doc: dict[str, Any], workdir: Path, name: str) -> tuple[float, float, Path]:
-    """Wall seconds and peak RSS (MiB) of one offline-plan process."""
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants (KiB), from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total
+
+
+def run_plan(doc: dict[str, Any], workdir: Path, name: str, jobs: int | None = None) -> tuple[float, float, Path]:
+    """Wall seconds and peak resident memory (MiB) of one offline plan, as a user runs it.
+
+    The plan may run its tenants in worker processes (``--jobs``): memory is the largest sum of
+    the resident memory of the plan process and its workers, sampled every 20 ms (pages shared by
+    forked workers count once per process: an upper bound).
+    """
     # Same stack name for every run: URNs carry it, and the blast radius compares URNs.
     (workdir / name).mkdir()
     stack_file = workdir / name / "Pulumi.bench.yaml"
     stack_file.write_text(yaml.safe_dump(doc))
     out = workdir / name / "plan"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    cmd = [sys.executable, "-m", "stacks.plan", str(stack_file), "--quiet", "--out", str(out)]
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs)]
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", str(stack_file), "--quiet", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True,
-    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(0.02)
     wall = time.perf_counter() - start
+    _, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"plan of {name} failed:\n{proc.stderr[-3000:]}")
-    # ru_maxrss of children is the largest child so far (KiB on Linux): sizes run in increasing order.
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    return wall, peak, out
+        raise SystemExit(f"plan of {name} failed:\n{stderr[-3000:]}")
+    return wall, peak / 1024, out
 
 
 def tenants_by_resource(resources: list[dict[str, Any]]) -> dict[str, str]:
@@ -157,6 +180,9 @@ def measure(sizes: list[int]) -> list[dict[str, Any]]:
         work = Path(tmp)
         for n in sizes:
             wall, peak, out = run_plan(stack_document(n), work, f"bench{n}")
+            serial, _, out_serial = run_plan(stack_document(n), work, f"bench{n}serial", jobs=1)
+            if (out_serial / "plan.json").read_bytes() != (out / "plan.json").read_bytes():
+                raise SystemExit(f"{n} tenants: the plan in one process differs from the parallel plan")
             plan = json.loads((out / "plan.json").read_text())
             resources = plan["resources"]
             tenant_of = tenants_by_resource(resources)
@@ -167,6 +193,7 @@ def measure(sizes: list[int]) -> list[dict[str, Any]]:
                 "tenants": n,
                 "resources": len([r for r in resources if r["custom"]]),
                 "wall_s": round(wall, 2),
+                "serial_s": round(serial, 2),
                 "peak_mib": round(peak),
                 "per_tenant": round(per_tenant, 1),
                 "chain": longest_chain(resources),
@@ -183,11 +210,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}; measured {time.strftime('%Y-%m-%d')}.",
         "",
-        "| tenants | resources | wall time (s) | peak memory (MiB) | resources / tenant | longest chain | longest chain inside tenants | add one tenant: +added ~changed -removed |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| tenants | resources | wall time (s) | one process (s) | peak memory (MiB) | resources / tenant | longest chain | longest chain inside tenants | add one tenant: +added ~changed -removed |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['tenants']} | {r['resources']} | {r['wall_s']} | {r['peak_mib']} | {r['per_tenant']} | "
+        lines.append(f"| {r['tenants']} | {r['resources']} | {r['wall_s']} | {r['serial_s']} | {r['peak_mib']} | {r['per_tenant']} | "
                      f"{r['chain']} | {r['tenant_chain']} | {r['add_one']} |")
     return "\n".join(lines)
 

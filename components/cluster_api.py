@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumiverse_talos as talos
 
 import versions
 from components import network_policy as netpol
@@ -23,6 +24,7 @@ from components.common import MANAGED_BY, helm_release
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.tenant_talos import TENANT_EXTENSIONS, schematic_yaml
 from stacks.config import PlatformConfig
 
 NAMESPACE = "capi-operator-system"
@@ -125,6 +127,7 @@ class ClusterApiArgs:
 class ClusterApi(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     providers: dict[str, k8s.apiextensions.CustomResource]
+    tenant_image_schematic: talos.imagefactory.Schematic
 
     def __init__(self, name: str, args: ClusterApiArgs, provider: k8s.Provider,
                  opts: pulumi.ResourceOptions | None = None):
@@ -160,4 +163,10 @@ class ClusterApi(pulumi.ComponentResource):
                     custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
                 ),
             )
+        # Every tenant node boots the same Talos image (TENANT_EXTENSIONS): one schematic,
+        # registered once with the Image Factory (idempotent), for all tenants. The ID used in
+        # image URLs is computed locally (components.tenant_talos.schematic_id), known at preview.
+        self.tenant_image_schematic = talos.imagefactory.Schematic(
+            f"{name}-tenant-image-schematic", schematic=schematic_yaml(TENANT_EXTENSIONS),
+            opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"namespace": ns.name})

@@ -52,7 +52,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumiverse_talos as talos
 import yaml
 
 from components.authentik import Authentik
@@ -72,7 +71,6 @@ from components.k8s_objects import register as k8s_object
 from components.tenant_policies import limit_range, network_policies, resource_quota
 from components.tenant_storage import CONTROLLER_LABELS, TenantStorage, TenantStorageArgs
 from components.tenant_secrets import TenantClusterSecrets, TenantClusterSecretsArgs
-from components.tenant_talos import TENANT_EXTENSIONS, schematic_yaml
 from components.tenant_vpn import TenantClusterVpn, TenantClusterVpnArgs
 from components.vault import Vault
 from stacks.config import PlatformConfig, Tenant
@@ -88,6 +86,9 @@ class TenantClusterArgs:
     tenant: Tenant
     config: PlatformConfig
     depends_on: Sequence[pulumi.Resource] = ()  # Cluster API providers, KubeVirt/CDI (their CRDs)
+    # The Image Factory schematic of the tenants' Talos image (components.cluster_api): the VM
+    # templates wait for it.
+    image_schematic: pulumi.Resource | None = None
     argocd: pulumi.Resource | None = None  # ArgoCD: its CRDs; None leaves the tenant out of GitOps
     # Platform services the tenant wires itself to; None leaves that part out (see the docstring).
     authentik: Authentik | None = None  # its ``identity`` (components.identity.Identity)
@@ -126,12 +127,8 @@ class TenantCluster(pulumi.ComponentResource):
         k8s_object(f"{name}-apps-service", apps_service(cfg, tenant), local)
 
         # --- Cluster API -------------------------------------------------------------------------
-        # Registers the schematic with the Image Factory (idempotent); the ID used in image URLs is
-        # computed locally (components.tenant_talos.schematic_id) so it is known at preview.
-        schematic = talos.imagefactory.Schematic(
-            f"{name}-schematic", schematic=schematic_yaml(TENANT_EXTENSIONS), opts=pulumi.ResourceOptions(parent=self))
         objs = cluster_objects(cfg, tenant)
-        self._capi(name, objs, provider, ns, schematic, protect)
+        self._capi(name, objs, provider, ns, args.image_schematic, protect)
 
         # --- the tenant's kubeconfig and provider ------------------------------------------------
         secret_id = self.control_plane.id.apply(lambda _: f"{self.namespace}/{kubeconfig_secret_name(tenant)}")
@@ -210,7 +207,7 @@ class TenantCluster(pulumi.ComponentResource):
         })
 
     def _capi(self, name: str, objs: ClusterObjects, provider: k8s.Provider, ns: pulumi.Resource,
-              schematic: pulumi.Resource, protect: bool) -> None:
+              schematic: pulumi.Resource | None, protect: bool) -> None:
         """The Cluster (CAPI waits for the objects it references), the infrastructure and templates,
         then the control plane (awaited until its API answers; it cannot initialise before the
         Cluster exists, so the Cluster must not wait for it), then the worker machine sets.
@@ -227,7 +224,8 @@ class TenantCluster(pulumi.ComponentResource):
                                           deleted_with=self.cluster, **kw)
 
         k8s_object(f"{name}-kubevirt-cluster", objs.kubevirt_cluster, opts(protect=protect))
-        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(schematic))
+        image = [schematic] if schematic is not None else []
+        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(*image))
         control_plane = dict(objs.control_plane)
         control_plane["metadata"] = {**control_plane["metadata"],
                                      "annotations": {"pulumi.com/waitFor": CONTROL_PLANE_INITIALIZED}}
@@ -236,7 +234,7 @@ class TenantCluster(pulumi.ComponentResource):
                                              custom_timeouts=CONTROL_PLANE_TIMEOUTS))
         for p in objs.pools:
             pool = p.pool.name
-            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(schematic))
+            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(*image))
             bootstrap = k8s_object(f"{name}-{pool}-bootstrap", p.config_template, opts())
             k8s_object(f"{name}-{pool}-machines", p.machine_deployment, opts(self.cluster, template, bootstrap))
             k8s_object(f"{name}-{pool}-health-check", p.health_check, opts(self.cluster))

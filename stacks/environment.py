@@ -146,6 +146,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
                 tenant=tenant,
                 config=cfg,
                 depends_on=[cluster_api, virtualization],
+                image_schematic=cluster_api.tenant_image_schematic,
                 authentik=authentik,
                 vault=vault,
                 argocd=argocd,

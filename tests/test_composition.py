@@ -65,11 +65,25 @@ def test_cluster_api_waits_for_cert_manager_and_virtualization(prod_like):
     capi = _component(prod_like, "weebo:clusters:ClusterApi", "cluster-api")
     cert_manager = _component(prod_like, "weebo:tls:CertManager", "cert-manager")
     virt = _component(prod_like, "weebo:virtualization:Virtualization", "virtualization")
-    first = _custom_descendants(prod_like, capi)
+    descendants = _custom_descendants(prod_like, capi)
+    first = [r for r in descendants if r.type.startswith("kubernetes:")]
     assert first
     for r in first:
         assert prod_like.depends_on(r, cert_manager), r.urn
         assert prod_like.depends_on(r, virt), r.urn
+    # The tenants' image schematic is an Image Factory call: it waits for nothing in the cluster.
+    [schematic] = [r for r in descendants if r.type == "talos:imageFactory/schematic:Schematic"]
+    assert schematic.dependencies == [] and schematic.provider_urn == ""
+
+
+def test_every_tenant_boots_the_one_tenant_image_schematic(prod_like):
+    [schematic] = [r for r in prod_like.of_type("talos:imageFactory/schematic:Schematic")
+                   if r.name == "cluster-api-tenant-image-schematic"]
+    templates = [r for r in prod_like.registrations.values()
+                 if r.type.endswith(":KubevirtMachineTemplate")]
+    assert len({r.parent for r in templates}) == len(prod_like.of_type("weebo:tenants:TenantCluster")) > 1
+    for template in templates:
+        assert schematic.urn in template.dependencies, template.name
 
 
 def test_tenants_wait_for_the_platform_but_never_for_each_other(prod_like):

@@ -331,6 +331,8 @@ def test_schematic_carries_the_configured_extensions():
     import yaml
 
     monitor = plan(raw_cluster(1, systemExtensions=["siderolabs/amd-ucode"])).monitor
-    [schematic] = monitor.of_type("talos:imageFactory/schematic:Schematic")
+    # The management cluster's own (the tenants' image has its own schematic, in Cluster API).
+    [schematic] = [s for s in monitor.of_type("talos:imageFactory/schematic:Schematic")
+                   if "ManagementCluster" in s.parent]
     doc = yaml.safe_load(schematic.input("schematic"))
     assert doc == {"customization": {"systemExtensions": {"officialExtensions": ["siderolabs/amd-ucode"]}}}
