@@ -437,22 +437,19 @@ def plan_in_parallel(stack_file: StackFile, cfg: PlatformConfig, jobs: int) -> R
     parts are merged by :func:`merge`, which refuses any disagreement. The result is the plan of
     one process, byte for byte (tested).
     """
-    context = policy_context(cfg)
-    shards = shard_tenants([(t.name, tenant_weight(t)) for t in cfg.tenants], jobs)
-    if len(shards) == 1:
-        return render(run_offline(stack_file), context)
     import multiprocessing
     import threading
 
-    if threading.active_count() == 1:
-        # Forked workers inherit the imports (a second of start-up each). Forking is only safe
-        # while this process runs no other thread (a lock held by one would stay held).
-        import stacks.program  # noqa: F401
+    context = policy_context(cfg)
+    shards = shard_tenants([(t.name, tenant_weight(t)) for t in cfg.tenants], jobs)
+    # Workers are forked: they inherit the imports (a second of start-up each). Forking is only
+    # safe while this process runs no other thread (a lock held by one would stay held in the
+    # children); otherwise (a caller with threads) the plan is built here, in one process.
+    if len(shards) == 1 or threading.active_count() != 1:
+        return render(run_offline(stack_file), context)
+    import stacks.program  # noqa: F401 - imported once here, inherited by every worker
 
-        ctx = multiprocessing.get_context("fork")
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(len(shards)) as pool:
+    with multiprocessing.get_context("fork").Pool(len(shards)) as pool:
         parts = pool.starmap(_plan_shard, [(stack_file, shard, context) for shard in shards])
     return merge(parts, shards)
 

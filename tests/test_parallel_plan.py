@@ -147,3 +147,20 @@ def test_records_are_encoded_as_json_dumps_encodes_them():
         assert _encode_record(record) == expected
     # Keys json.dumps would convert are left to json.dumps.
     assert _encode_record({1: "x"}) == "    " + json.dumps({1: "x"}, indent=2, sort_keys=True).replace("\n", "\n    ")
+
+
+def test_a_caller_running_threads_gets_the_plan_built_in_one_process(monkeypatch: pytest.MonkeyPatch):
+    import multiprocessing
+    import threading
+
+    from stacks.config import parse_config
+
+    def no_pool(*_args, **_kwargs):
+        raise AssertionError("no worker may be forked while other threads run")
+
+    monkeypatch.setattr(multiprocessing, "get_context", no_pool)
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    stack_file = read_stack("prod")
+    cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack="prod", provider_keys=list(stack_file.provider_config))
+    rendered = plan_module.plan_in_parallel(stack_file, cfg, jobs=3)
+    assert sorted(r.split("::")[-1] for r in rendered.resources if "TenantCluster::" in r) == sorted(TENANTS)
