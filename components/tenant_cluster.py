@@ -85,10 +85,10 @@ CLUSTER_DELETE_TIMEOUTS = pulumi.CustomTimeouts(delete="45m")  # CAPI drains and
 class TenantClusterArgs:
     tenant: Tenant
     config: PlatformConfig
-    depends_on: Sequence[pulumi.Resource] = ()  # Cluster API providers, KubeVirt/CDI (their CRDs)
     # The Image Factory schematic of the tenants' Talos image (components.cluster_api): the VM
     # templates wait for it.
-    image_schematic: pulumi.Resource | None = None
+    image_schematic: pulumi.Resource
+    depends_on: Sequence[pulumi.Resource] = ()  # Cluster API providers, KubeVirt/CDI (their CRDs)
     argocd: pulumi.Resource | None = None  # ArgoCD: its CRDs; None leaves the tenant out of GitOps
     # Platform services the tenant wires itself to; None leaves that part out (see the docstring).
     authentik: Authentik | None = None  # its ``identity`` (components.identity.Identity)
@@ -207,7 +207,7 @@ class TenantCluster(pulumi.ComponentResource):
         })
 
     def _capi(self, name: str, objs: ClusterObjects, provider: k8s.Provider, ns: pulumi.Resource,
-              schematic: pulumi.Resource | None, protect: bool) -> None:
+              schematic: pulumi.Resource, protect: bool) -> None:
         """The Cluster (CAPI waits for the objects it references), the infrastructure and templates,
         then the control plane (awaited until its API answers; it cannot initialise before the
         Cluster exists, so the Cluster must not wait for it), then the worker machine sets.
@@ -224,8 +224,7 @@ class TenantCluster(pulumi.ComponentResource):
                                           deleted_with=self.cluster, **kw)
 
         k8s_object(f"{name}-kubevirt-cluster", objs.kubevirt_cluster, opts(protect=protect))
-        image = [schematic] if schematic is not None else []
-        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(*image))
+        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(schematic))
         control_plane = dict(objs.control_plane)
         control_plane["metadata"] = {**control_plane["metadata"],
                                      "annotations": {"pulumi.com/waitFor": CONTROL_PLANE_INITIALIZED}}
@@ -234,7 +233,7 @@ class TenantCluster(pulumi.ComponentResource):
                                              custom_timeouts=CONTROL_PLANE_TIMEOUTS))
         for p in objs.pools:
             pool = p.pool.name
-            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(*image))
+            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(schematic))
             bootstrap = k8s_object(f"{name}-{pool}-bootstrap", p.config_template, opts())
             k8s_object(f"{name}-{pool}-machines", p.machine_deployment, opts(self.cluster, template, bootstrap))
             k8s_object(f"{name}-{pool}-health-check", p.health_check, opts(self.cluster))

@@ -29,7 +29,7 @@ import yaml
 
 from policy import rules as policy_rules
 from stacks import plan_yaml
-from stacks.config import PROJECT, ConfigError, PlatformConfig, parse_config
+from stacks.config import PROJECT, ConfigError, PlatformConfig, Tenant, parse_config
 from stacks.loader import ROOT, StackFile, parse_stack_document, project_defaults, read_stack
 from stacks.mocks import InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
 
@@ -142,16 +142,13 @@ def resource_record(reg: Registration) -> dict[str, Any]:
 
 
 def plan_document(result: PlanResult) -> dict[str, Any]:
-    return {
-        "project": PROJECT,
-        "stack": result.stack,
-        "resources": [resource_record(r) for r in result.registrations],
-        "outputs": redact(result.monitor.stack_outputs),
-    }
+    return _document(result.stack, [resource_record(r) for r in result.registrations],
+                     redact(result.monitor.stack_outputs))
 
 
-def _dump_yaml(doc: Any) -> str:
-    return plan_yaml.dump(doc)
+def _document(stack: str, records: list[dict[str, Any]], outputs: Any) -> dict[str, Any]:
+    """plan.json: the records sorted by URN, and the stack outputs."""
+    return {"project": PROJECT, "stack": stack, "resources": records, "outputs": outputs}
 
 
 @dataclass
@@ -173,18 +170,12 @@ class RenderedPlan:
     encoded: dict[str, str] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
-        return {
-            "project": PROJECT,
-            "stack": self.stack,
-            "resources": [self.resources[urn] for urn in sorted(self.resources)],
-            "outputs": self.outputs,
-        }
+        return _document(self.stack, [self.resources[urn] for urn in sorted(self.resources)], self.outputs)
 
     def plan_json(self) -> str:
         """``json.dumps(self.document(), indent=2, sort_keys=True)`` plus a newline, assembled
         from the records encoded by :func:`render` (tested to be the same text)."""
-        head = {"outputs": self.outputs, "project": PROJECT, "resources": [], "stack": self.stack}
-        text = json.dumps(head, indent=2, sort_keys=True)
+        text = json.dumps(_document(self.stack, [], self.outputs), indent=2, sort_keys=True)
         if self.resources:
             records = ",\n".join(self.encoded[urn] if urn in self.encoded else _encode_record(self.resources[urn])
                                   for urn in sorted(self.resources))
@@ -267,10 +258,10 @@ def render(result: PlanResult, context: dict[str, Any] | None = None) -> Rendere
                 "version": inputs.get("version"),
                 "values": inputs.get("values", {}),
             }
-            files[f"releases/{_safe(reg.name)}.yaml"] = _dump_yaml(release)
+            files[f"releases/{_safe(reg.name)}.yaml"] = plan_yaml.dump(release)
         else:
             manifest = {k: v for k, v in inputs.items() if k not in ("__defaults",)}
-            files[f"manifests/{_safe(_short_type(reg.type))}-{_safe(reg.name)}.yaml"] = _dump_yaml(manifest)
+            files[f"manifests/{_safe(_short_type(reg.type))}-{_safe(reg.name)}.yaml"] = plan_yaml.dump(manifest)
     secrets.update(policy_rules.secret_values(result.monitor.stack_outputs))
     violations = set(policy_rules.resource_violations(resources.values(), context))
     return RenderedPlan(stack=result.stack, resources=resources, files=files,
@@ -335,20 +326,8 @@ def judge(plan: RenderedPlan, doc: dict[str, Any], out: Path,
 
 def write_policy(result: PlanResult, doc: dict[str, Any], out: Path,
                  context: dict[str, Any] | None = None) -> list[policy_rules.Violation]:
-    """Run the policy rules (policy/rules.py) over a written plan; write ``<out>/policy.json``.
-
-    Besides the rules over the plan document, every value that was a Pulumi secret in the
-    program (resource inputs, stack outputs) is searched for in the files of ``out``.
-    """
-    violations = policy_rules.evaluate(doc, context)
-    secrets: list[str] = []
-    for reg in result.registrations:
-        secrets.extend(policy_rules.secret_values(reg.inputs))
-    secrets.extend(policy_rules.secret_values(result.monitor.stack_outputs))
-    files = {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()}
-    violations = sorted(set(violations) | set(policy_rules.secret_leaks(secrets, files)))
-    (out / "policy.json").write_text(json.dumps(policy_rules.report(violations), indent=2, sort_keys=True) + "\n")
-    return violations
+    """:func:`judge` for a run written by :func:`write_plan` (``doc`` is what it returned)."""
+    return judge(render(result, context), doc, out, context)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +402,7 @@ def shard_tenants(tenants: list[tuple[str, int]], jobs: int) -> list[list[str]]:
     return [sorted(p, key=order.__getitem__) for p in parts]
 
 
-def tenant_weight(tenant: Any) -> int:
+def tenant_weight(tenant: Tenant) -> int:
     """Roughly the resources a tenant registers (measured on the prod plan): a fixed set, four per
     worker pool, one per application, seven for a NetBird route."""
     return 60 + 4 * len(tenant.worker_pools) + len(tenant.apps) + (7 if tenant.netbird_route else 0)

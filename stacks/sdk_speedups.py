@@ -1,7 +1,7 @@
-"""Measured speed-ups of three Pulumi Python SDK internals, each giving exactly the SDK's answer.
+"""Measured speed-ups of Pulumi Python SDK internals, each giving exactly the SDK's answer.
 
-Profiling the plan of 30-100 tenants (bench/README.md) found three costs that grow with the size
-of the graph rather than with the work asked for:
+Profiling the plan of 30-100 tenants (bench/README.md) found these costs, paid for every
+resource (the first three grow with the size of the graph):
 
 * **Dependency cycle check** (``resource_cycle_breaker``). Before recording "A depends on B" the
   SDK asks whether B already reaches A, by walking *everything B depends on* - for a tenant
@@ -17,6 +17,10 @@ of the graph rather than with the work asked for:
   (``linecache``, one ``stat`` per file per resource) and builds a ``file://`` URI per frame,
   only to keep file name and line number. The replacement walks the same frames, keeps the same
   fields and caches the URI per file.
+* **The URN computed before every registration** (``resource.create_urn``) through a chain of
+  outputs, although every part is a known string: built as a string in that case.
+* **Type annotations** (``_types.unwrap_type``): ``Optional[Input[T]]`` unwrapped again for every
+  value serialised or deserialised: remembered per annotation object.
 
 Applied once, before any resource is registered, by ``stacks.program`` (so a real ``pulumi up``
 gets them too). The SDK is pinned in requirements.txt; ``tests/test_sdk_speedups.py`` checks each

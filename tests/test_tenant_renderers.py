@@ -393,3 +393,20 @@ def test_argocd_cluster_config_uses_the_service_account_token():
 
     config = json.loads(tenant_gitops.cluster_config("Q0E=", base64.b64encode(b"sa-token").decode()))
     assert config == {"bearerToken": "sa-token", "tlsClientConfig": {"insecure": False, "caData": "Q0E="}}
+
+
+def test_rendered_yaml_documents_read_back_as_what_was_rendered():
+    from components.common import yaml_text
+
+    cfg = config()
+    alpha = cfg.tenants[0]
+    patches = tenant_talos.controlplane_patches(cfg, alpha) + tenant_talos.worker_patches(cfg, alpha)
+    for patch, text in zip(patches, tenant_talos.strategic_patches(patches)):
+        assert yaml.safe_load(text) == patch
+    kubeconfig = tenant_storage.tenant_kubeconfig("https://api.alpha:6443", "Q0E=" * 400, "dG9rZW4=", "csi")
+    doc = yaml.safe_load(kubeconfig)
+    assert doc["users"][0]["user"]["token"] == "token"
+    assert doc["clusters"][0]["cluster"]["certificate-authority-data"] == "Q0E=" * 400
+    odd = {"b": ["yes", "0x1f", "", "line\nbreak", "é" * 150], "a": {"n": None, "t": True, "i": 7}}
+    assert yaml.safe_load(yaml_text(odd)) == odd
+    assert list(yaml.safe_load(yaml_text(odd, sort_keys=False))) == ["b", "a"]
