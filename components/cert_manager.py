@@ -12,7 +12,7 @@ zone (``DnsUpdateAccess.ready``) before the ACME issuers.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,25 @@ def acme_issuer(cfg: PlatformConfig, name: str, access: DnsUpdateAccess) -> dict
             }
         },
     }
+
+
+def acme_challenge_names(certificates: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The DNS-01 challenge names (``_acme-challenge.<identifier>``) of the Certificates issued by
+    the ACME ClusterIssuers, sorted and unique.
+
+    A wildcard ``*.x`` is validated at ``_acme-challenge.x``: the ACME authorization identifier of
+    a wildcard is its base domain (RFC 8555 section 7.1.3).
+    Ref: cert-manager v1.21.1 pkg/issuer/acme/dns/util/dns.go (DNS01Record).
+    """
+    names: set[str] = set()
+    for cert in certificates:
+        issuer = cert["spec"]["issuerRef"]
+        if issuer.get("kind") != "ClusterIssuer" or issuer["name"] not in ACME_ISSUERS:
+            continue
+        for dns_name in cert["spec"]["dnsNames"]:
+            base = dns_name[2:] if dns_name.startswith("*.") else dns_name
+            names.add(f"_acme-challenge.{base}")
+    return sorted(names)
 
 
 def selfsigned_issuer() -> dict[str, Any]:

@@ -209,6 +209,12 @@ def wildcard_certificate(cfg: PlatformConfig) -> dict[str, Any]:
     }
 
 
+def acme_certificates(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """Every Certificate of this program issued through ACME (DNS-01). Bind9's update-policy
+    lets cert-manager write only the challenge names of these (components.platform_dns)."""
+    return [wildcard_certificate(cfg)]
+
+
 def policies() -> list[dict[str, Any]]:
     """The traefik namespace's flows on top of default-deny + DNS."""
     return [

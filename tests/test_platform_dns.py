@@ -64,8 +64,14 @@ def test_named_conf_is_authoritative_only_and_gates_transfers_and_updates_by_key
     assert 'zone "cloud.example.org"' in zone and "type primary;" in zone
     assert re.search(r"allow-transfer \{ key external-dns; \};", zone)
     assert "allow-update" not in zone  # update-policy only: per key, per type
-    assert "grant external-dns zonesub ANY;" in zone
-    assert "grant cert-manager zonesub TXT;" in zone
+    # Least privilege, first match: ExternalDNS is denied the challenge names before its grant.
+    policy = [line.strip() for line in zone[zone.index("update-policy {"):].splitlines()[1:4]]
+    assert policy == [
+        "deny external-dns subdomain _acme-challenge.cloud.example.org. ANY;",
+        "grant external-dns zonesub A AAAA CNAME TXT;",
+        "grant cert-manager name _acme-challenge.cloud.example.org. TXT;",
+    ]
+    assert "zonesub ANY" not in zone and "zonesub TXT" not in zone
     assert f"listen-on port {BIND9_POD_PORT}" in options
 
 
@@ -82,7 +88,38 @@ def test_named_conf_refuses_a_transfer_key_without_definition_or_no_keys():
     with pytest.raises(ValueError, match="transfer keys"):
         bind9.named_conf(replace(spec, transfer_keys=["nobody"]))
     with pytest.raises(ValueError, match="at least one key"):
-        bind9.named_conf(replace(spec, update_grants={}, transfer_keys=[]))
+        bind9.named_conf(replace(spec, update_rules=[], transfer_keys=[]))
+
+
+def test_update_rules_refuse_implicit_types_and_nameless_rules():
+    with pytest.raises(ValueError, match="record types"):
+        bind9.UpdateRule("grant", "k", "zonesub", None, ()).render()
+    with pytest.raises(ValueError, match="name is required"):
+        bind9.UpdateRule("grant", "k", "name", None, ("TXT",)).render()
+    with pytest.raises(ValueError, match="rule type"):
+        bind9.UpdateRule("grant", "k", "wildcard", "*.x", ("TXT",)).render()
+
+
+def test_cert_manager_may_write_the_challenge_of_every_acme_certificate_in_the_plan(prod_like):
+    """Derived, not hardcoded: every dnsName of every ACME Certificate the whole program creates
+    has its _acme-challenge name granted to cert-manager (TXT only) and denied to ExternalDNS."""
+    from components import cert_manager
+
+    m = prod_like.monitor
+    certs = [r for r in m.registrations.values() if r.type == "kubernetes:cert-manager.io/v1:Certificate"]
+    acme = [c for c in certs if c.input("spec", "issuerRef", "name") in cert_manager.ACME_ISSUERS]
+    assert acme, "the plan has no ACME certificate"
+    [config_map] = [r for r in m.of_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("bind9-config")]
+    conf = config_map.input("data")["named.conf"]
+    for cert in acme:
+        for dns_name in cert.input("spec", "dnsNames"):
+            challenge = "_acme-challenge." + dns_name.removeprefix("*.")
+            assert f"grant cert-manager name {challenge}. TXT;" in conf, dns_name
+            deny = f"deny external-dns subdomain {challenge}. ANY;"
+            assert conf.index(deny) < conf.index("grant external-dns zonesub"), dns_name
+    assert conf.count("grant cert-manager ") == len({
+        d.removeprefix("*.") for c in acme for d in c.input("spec", "dnsNames")
+    })
 
 
 def test_tsig_keys_conf_renders_one_key_statement_per_client():
