@@ -306,14 +306,17 @@ def statefulset_spec(
     }
 
 
-def service_spec(load_balancer_ip: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+def service_spec(load_balancer_ip: str | None, cluster_ip: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """(annotations, spec) of the Service: 53/udp+tcp, a LoadBalancer on the pinned pool IP when
-    there is one (Cilium LB IPAM), otherwise cluster-internal only."""
+    there is one (Cilium LB IPAM), otherwise cluster-internal only. ``cluster_ip``: a fixed
+    ClusterIP (components.contracts.bind9_cluster_ip), for clients that need an address."""
     ports = [
         {"name": "dns-udp", "port": 53, "targetPort": "dns-udp", "protocol": "UDP"},
         {"name": "dns-tcp", "port": 53, "targetPort": "dns-tcp", "protocol": "TCP"},
     ]
     spec: dict[str, Any] = {"selector": dict(BIND9_POD_LABELS), "ports": ports}
+    if cluster_ip is not None:
+        spec["clusterIP"] = cluster_ip
     if load_balancer_ip is None:
         return {}, {"type": "ClusterIP", **spec}
     return {LB_IPAM_IPS: load_balancer_ip}, {"type": "LoadBalancer", **spec}
@@ -347,6 +350,7 @@ class Bind9Args:
     storage_size: str
     storage_class: str | None = None
     load_balancer_ip: str | None = None
+    cluster_ip: str | None = None  # fixed ClusterIP of the Service (immutable once created)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -387,7 +391,7 @@ class Bind9(pulumi.ComponentResource):
             spec=ingress_policy_spec(),
             opts=first,
         )
-        annotations, svc_spec = service_spec(args.load_balancer_ip)
+        annotations, svc_spec = service_spec(args.load_balancer_ip, args.cluster_ip)
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={**meta, "name": NAME, "annotations": annotations},

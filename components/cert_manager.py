@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components import network_policy as netpol
 from components.common import MANAGED_BY, helm_release
-from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
+from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess, bind9_cluster_ip
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig
 
@@ -58,6 +58,15 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
         # Leader-election leases in cert-manager's own namespace instead of kube-system.
         "global": {"leaderElection": {"namespace": NAMESPACE}},
         "replicaCount": 2,
+        # The DNS-01 self-check asks Bind9 itself (authoritative for the platform zone), not the
+        # public resolvers: a delegation minutes old (or cached NXDOMAIN) cannot stall issuance.
+        # Only: no lookup of the zone's NS through public DNS (DNS01CheckAuthoritative=false, the
+        # TXT is checked at these servers). cert-manager takes "<ip>:<port>" here, so Bind9's
+        # Service has a fixed ClusterIP. Ref: cert-manager v1.21.1 cmd/controller/app/
+        # controller.go (DNS01Nameservers, DNS01CheckAuthoritative), pkg/issuer/acme/dns/util/
+        # wait.go (checkDNSPropagation), chart templates/deployment.yaml.
+        "dns01RecursiveNameservers": f"{bind9_cluster_ip(cfg)}:53",
+        "dns01RecursiveNameserversOnly": True,
         "podDisruptionBudget": pdb,
         "resources": _resources("50m", "128Mi", "512Mi"),
         "webhook": {"replicaCount": 2, "podDisruptionBudget": pdb, "resources": _resources("20m", "64Mi", "256Mi")},

@@ -23,7 +23,13 @@ from components import bind9
 from components.bind9 import Bind9, Bind9Args, UpdateRule, ZoneSpec
 from components.cert_manager import acme_challenge_names
 from components.common import MANAGED_BY, helm_release
-from components.contracts import BIND9_POD_LABELS, BIND9_POD_PORT, DNS_NAMESPACE, DnsUpdateAccess
+from components.contracts import (
+    BIND9_POD_LABELS,
+    BIND9_POD_PORT,
+    DNS_NAMESPACE,
+    DnsUpdateAccess,
+    bind9_cluster_ip,
+)
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.traefik import acme_certificates
 from stacks.config import PlatformConfig
@@ -268,6 +274,8 @@ class PlatformDns(pulumi.ComponentResource):
                 storage_size=cfg.dns.storage_size,
                 storage_class=cfg.dns.storage_class,
                 load_balancer_ip=cfg.dns_ip,
+                # cert-manager's DNS-01 self-check asks Bind9 at this address (cert_manager.values).
+                cluster_ip=bind9_cluster_ip(cfg),
                 depends_on=[*args.depends_on, self.namespace, *delegation],
             ),
             provider,

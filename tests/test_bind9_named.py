@@ -279,6 +279,12 @@ def test_cert_manager_may_write_only_txt_at_each_acme_challenge_name(named):
         # (Ref: cert-manager v1.21.1 pkg/issuer/acme/dns/rfc2136/rfc2136.go changeRecord).
         assert named.update(CM, ("add", name, "TXT", '"token-1"')) == dns.rcode.NOERROR, name
         assert named.records(name, "TXT") == {'"token-1"'}
+        # cert-manager's self-check (dns01RecursiveNameserversOnly, pointed at Bind9) asks with
+        # RD set (Ref: pkg/issuer/acme/dns/util/wait.go checkAuthoritativeNss -> DNSQuery
+        # recursive=true): authoritative data is answered all the same.
+        self_check = named.query(name, "TXT", recurse=True)
+        assert self_check.rcode() == dns.rcode.NOERROR and self_check.flags & dns.flags.AA
+        assert {rd.to_text() for rd in self_check.answer[0]} == {'"token-1"'}
         assert named.update(CM, ("delete", name, "TXT", '"token-1"')) == dns.rcode.NOERROR, name
         assert not named.records(name, "TXT")
         assert named.update(CM, ("add", name, "A", "192.0.2.1")) == dns.rcode.REFUSED, name
