@@ -5,7 +5,8 @@ Order: namespace -> (OVH delegation) -> Bind9 -> ExternalDNS. Bind9 being ready 
 the zone *and* the zone is delegated, so ACME DNS-01 issuers waiting on it can be validated.
 ExternalDNS also watches Traefik's IngressRoutes, whose CRDs come with Traefik, which itself
 waits for the ACME issuers: ExternalDNS is therefore added once Traefik exists
-(:meth:`PlatformDns.add_external_dns`).
+(:meth:`PlatformDns.add_external_dns`). The bootstrap gates that reach a platform name (Authentik's
+API, Vault's initialisation) wait for that release (``stacks/environment.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from components.traefik import acme_certificates
 from stacks.config import PlatformConfig
 
 NAMESPACE = DNS_NAMESPACE
+EXTERNAL_DNS_ANNOTATION_PREFIX = "external-dns.alpha.kubernetes.io/"
 EXTERNAL_DNS_KEY = "external-dns"
 CERT_MANAGER_KEY = "cert-manager"
 EXTERNAL_DNS_TSIG_SECRET = "external-dns-tsig"  # in NAMESPACE, key "tsig-secret"
@@ -118,6 +120,12 @@ def external_dns_values(cfg: PlatformConfig, bind9_host: str) -> dict[str, Any]:
             f"--rfc2136-tsig-secret-alg={cfg.dns.tsig_algorithm}",
             "--rfc2136-tsig-axfr",
             f"--rfc2136-min-ttl={cfg.dns.ttl}s",
+            # The annotation prefix read, pinned: v0.22 changes the default to
+            # "external-dns.kubernetes.io/" (source/annotations/annotations.go), which would
+            # silently unpublish every route target and tenant hostname written with the alpha
+            # prefix on a chart bump. Ref: external-dns v0.21.0 pkg/apis/externaldns/types.go
+            # ("annotation-prefix"), controller/execute.go (SetAnnotationPrefix).
+            f"--annotation-prefix={EXTERNAL_DNS_ANNOTATION_PREFIX}",
         ],
         "env": [
             {

@@ -419,3 +419,20 @@ def test_bootstrap_gates_wait_for_external_dns(prod_stack):
     for gate in ("authentik-config-ready", "vault-init", "vault-config-api",
                  "authentik-config-group-platform-admins"):
         assert m.depends_on(m.named(gate), external_dns), gate
+
+
+def test_external_dns_reads_the_annotation_prefix_the_program_writes(prod_stack):
+    """Pinned, so a chart bump to v0.22 (new default prefix) keeps every route and tenant
+    hostname published."""
+    result, cfg = prod_stack
+    args = platform_dns.external_dns_values(cfg, "bind9.dns.svc.cluster.local")["extraArgs"]
+    [flag] = [a for a in args if a.startswith("--annotation-prefix=")]
+    prefix = flag.split("=", 1)[1]
+    assert prefix.endswith("/")
+    written = {k for r in result.monitor.registrations.values() for meta, _ in _service_like(r.inputs or {})
+               for k in ((meta or {}).get("annotations") or {}) if k.startswith("external-dns")}
+    written |= {k for r in result.monitor.registrations.values() if r.type.endswith(":IngressRoute")
+                for k in (r.input("metadata", "annotations") or {})}
+    assert f"{prefix}target" in written
+    assert all(k.startswith(prefix) or k.startswith("external-dns.kubernetes.io/") for k in written)
+    assert any(k == f"{prefix}hostname" for k in written) or not cfg.tenants
