@@ -22,26 +22,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+import dns.xfr
+import dns.zone
 import pytest
 
-dns = pytest.importorskip("dns", reason="dnspython is in requirements.txt")
-import dns.message  # noqa: E402
-import dns.name  # noqa: E402
-import dns.query  # noqa: E402
-import dns.rcode  # noqa: E402
-import dns.rdatatype  # noqa: E402
-import dns.tsig  # noqa: E402
-import dns.tsigkeyring  # noqa: E402
-import dns.update  # noqa: E402
-import dns.xfr  # noqa: E402
-import dns.zone  # noqa: E402
-import dns.exception  # noqa: E402
-import dns.flags  # noqa: E402
-
-from components import bind9, platform_dns  # noqa: E402
-from components.contracts import BIND9_POD_PORT  # noqa: E402
-from stacks.config import parse_config  # noqa: E402
-from stacks.loader import read_stack  # noqa: E402
+from components import bind9, platform_dns
+from components.contracts import BIND9_POD_PORT
+from stacks.config import parse_config
+from stacks.loader import read_stack
 
 NAMED = shutil.which("named") or ("/usr/sbin/named" if os.access("/usr/sbin/named", os.X_OK) else None)
 pytestmark = pytest.mark.skipif(
@@ -102,7 +100,7 @@ class Named:
         (self.root / "named.conf").write_text(conf)
 
     def start(self) -> None:
-        log = open(self.root / "named.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.root / "named.log", "ab")  # noqa: SIM115 - the child holds it; closed below
         # -g: foreground, log to stderr; -4: IPv4 only; -n 1: one worker (CI has few cores).
         self.proc = subprocess.Popen(
             [NAMED, "-g", "-4", "-n", "1", "-c", str(self.root / "named.conf")],
