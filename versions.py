@@ -109,10 +109,15 @@ TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
 # ISC publishes the official BIND image under major.minor tags only (no 9.20.x tags): each branch
 # is pushed as "9.NN" (Ref: isc-projects/bind9-docker build.sh + */tags; the canonical repository
 # is gitlab.isc.org/isc-projects/bind9-docker). 9.20 is a stable branch (even minor: ISC KB
-# aa-01540). No digest could be verified upstream here: renovate's docker datasource adds it
-# (pinDigests) on its first run.
+# aa-01540). The tag moves with every 9.20.x build, so the image is pinned by digest: the 9.20 build
+# of BIND 9.20.29 (2026-09), the same digest pinned by two unrelated public repositories (code
+# search, 2026-12: an AXON registry-backed authoritative DNS README, "bind9:9.20@sha256:0714...",
+# and an internal-dns e2e harness recording it with bindVersion 9.20.29). Docker Hub is not
+# reachable from where this was written, so it was not re-read from the registry: Renovate's
+# docker datasource does (digest updates of "9.20", and pinDigests in renovate.json re-adds a
+# dropped digest).
 # renovate: datasource=docker depName=docker.io/internetsystemsconsortium/bind9
-BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20"
+BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20@sha256:071465f88068854d0ceadd9b985fb1acae4071e80754e545cd811fde57541ad0"  # noqa: E501
 # The NetBird client the netbird-operator itself runs as routing peer (tag + digest).
 # Ref: netbirdio/kubernetes-operator@627e388 pkg/version/version.go (NetbirdClientImage).
 # renovate: datasource=docker depName=ghcr.io/netbirdio/netbird

@@ -33,6 +33,7 @@ from components.contracts import (
 )
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.traefik import route_metadata
 from stacks.config import GitRepository, PlatformConfig
 
 NAMESPACE = ARGOCD_NAMESPACE
@@ -126,7 +127,7 @@ def ingress_route(cfg: PlatformConfig) -> dict[str, Any]:
     return {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "IngressRoute",
-        "metadata": {"name": "argocd-server", "namespace": NAMESPACE, "labels": dict(MANAGED_BY)},
+        "metadata": route_metadata(cfg, "argocd-server", NAMESPACE),
         "spec": {
             "entryPoints": ["websecure"],
             "routes": [

@@ -35,6 +35,7 @@ from components.contracts import TRAEFIK_NAMESPACE, OidcClient, hostnames
 from components.identity import Identity, IdentityArgs
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.traefik import route_metadata
 from components.protected import IrreplaceableState
 from stacks.config import PlatformConfig
 
@@ -137,7 +138,7 @@ def ingress_route(cfg: PlatformConfig) -> dict[str, Any]:
     return {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "IngressRoute",
-        "metadata": {"name": "authentik", "namespace": NAMESPACE, "labels": dict(MANAGED_BY)},
+        "metadata": route_metadata(cfg, "authentik", NAMESPACE),
         "spec": {
             "entryPoints": ["websecure"],
             "routes": [{
@@ -164,6 +165,8 @@ def verify_public_tls(cfg: PlatformConfig) -> bool:
 class AuthentikArgs:
     config: PlatformConfig
     depends_on: Sequence[pulumi.Resource] = ()
+    # What publishes auth.<zone> (the ExternalDNS release): the API gate resolves that name.
+    dns_ready: Sequence[pulumi.Resource] = ()
 
 
 class Authentik(pulumi.ComponentResource):
@@ -233,7 +236,7 @@ class Authentik(pulumi.ComponentResource):
         )
         self.identity = Identity(
             f"{name}-config",
-            IdentityArgs(config=cfg, url=self.url, token=token, depends_on=[self.release, route],
+            IdentityArgs(config=cfg, url=self.url, token=token, depends_on=[self.release, route, *args.dns_ready],
                          verify_tls=verify_public_tls(cfg)),
             opts=pulumi.ResourceOptions(parent=self),
         )

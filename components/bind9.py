@@ -40,6 +40,41 @@ LB_IPAM_IPS = "lbipam.cilium.io/ips"
 TSIG_KEY_BYTES = {"hmac-sha256": 32, "hmac-sha512": 64}
 
 
+# Rule types of update-policy this module renders. Ref: BIND 9.20 ARM (doc/arm/reference.rst,
+# "update-policy"): ``name`` matches exactly that name, ``subdomain`` the name and everything
+# below it, ``zonesub`` everything in the zone (no name field).
+_RULE_TYPES = ("name", "subdomain", "zonesub")
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """One update-policy rule: ``(grant|deny) <key> <ruletype> [<name>] <types>``.
+
+    BIND checks the rules in order and the first rule that matches the key, the name and the
+    type of a record decides (ARM, "update-policy"): deny rules must come before the broader
+    grant they carve out of.
+    """
+
+    action: str  # "grant" | "deny"
+    key: str  # TSIG key name (the identity)
+    ruletype: str  # one of _RULE_TYPES
+    name: str | None  # absolute name; None for zonesub
+    types: Sequence[str]  # record types, e.g. ("TXT",) or ("ANY",)
+
+    def render(self) -> str:
+        if self.action not in ("grant", "deny"):
+            raise ValueError(f"update-policy action {self.action!r}: expected grant or deny")
+        if self.ruletype not in _RULE_TYPES:
+            raise ValueError(f"update-policy rule type {self.ruletype!r}: expected one of {_RULE_TYPES}")
+        if (self.ruletype == "zonesub") != (self.name is None):
+            raise ValueError(f"update-policy {self.ruletype}: a name is required except for zonesub")
+        if not self.types:
+            # Without types BIND would match every type but NS/SOA/RRSIG/NSEC*: never implicit here.
+            raise ValueError("update-policy rule without record types")
+        name = "" if self.name is None else f" {_fqdn(self.name)}"
+        return f"{self.action} {self.key} {self.ruletype}{name} {' '.join(self.types)};"
+
+
 @dataclass(frozen=True)
 class ZoneSpec:
     """The platform zone as Bind9 serves it."""
@@ -49,8 +84,12 @@ class ZoneSpec:
     hostmaster: str  # SOA RNAME as a mail address: platform@weebosi.fr
     ttl: int
     algorithm: str  # TSIG algorithm of every key
-    update_grants: Mapping[str, str]  # key name -> record types it may change under the zone ("ANY", "TXT")
+    update_rules: Sequence[UpdateRule]  # the zone's update-policy, in order (first match wins)
     transfer_keys: Sequence[str]  # key names allowed to AXFR the zone
+
+    @property
+    def update_keys(self) -> list[str]:
+        return sorted({rule.key for rule in self.update_rules if rule.action == "grant"})
 
     @property
     def zone_file(self) -> str:
@@ -74,17 +113,16 @@ def soa_rname(mail: str) -> str:
 def named_conf(spec: ZoneSpec) -> str:
     """named.conf: authoritative only, for one zone. Holds no secret (the keys are included from
     the Secret mounted at KEYS_DIR)."""
-    if not spec.update_grants or not spec.transfer_keys:
+    if not spec.update_keys or not spec.transfer_keys:
         raise ValueError("Bind9 needs at least one key allowed to update and one to transfer the zone")
-    unknown = set(spec.transfer_keys) - set(spec.update_grants)
+    unknown = set(spec.transfer_keys) - set(spec.update_keys)
     if unknown:
         raise ValueError(f"transfer keys without a key definition: {sorted(unknown)}")
-    grants = "\n".join(
-        f"        grant {key} zonesub {types};" for key, types in sorted(spec.update_grants.items())
-    )
+    # Kept in the given order: update-policy is first-match.
+    grants = "\n".join(f"        {rule.render()}" for rule in spec.update_rules)
     transfer = " ".join(f"key {key};" for key in spec.transfer_keys)
     # Ref: BIND 9.20 ARM, "options" / "zone" statement grammar (recursion, allow-transfer,
-    # update-policy ... zonesub, pid-file none, type primary).
+    # update-policy (grant|deny ... name|subdomain|zonesub), pid-file none, type primary).
     return f"""// Rendered by weebo-platform. Authoritative only: {spec.zone}.
 include "{KEYS_DIR}/{KEYS_FILE}";
 
@@ -268,14 +306,17 @@ def statefulset_spec(
     }
 
 
-def service_spec(load_balancer_ip: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+def service_spec(load_balancer_ip: str | None, cluster_ip: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """(annotations, spec) of the Service: 53/udp+tcp, a LoadBalancer on the pinned pool IP when
-    there is one (Cilium LB IPAM), otherwise cluster-internal only."""
+    there is one (Cilium LB IPAM), otherwise cluster-internal only. ``cluster_ip``: a fixed
+    ClusterIP (components.contracts.bind9_cluster_ip), for clients that need an address."""
     ports = [
         {"name": "dns-udp", "port": 53, "targetPort": "dns-udp", "protocol": "UDP"},
         {"name": "dns-tcp", "port": 53, "targetPort": "dns-tcp", "protocol": "TCP"},
     ]
     spec: dict[str, Any] = {"selector": dict(BIND9_POD_LABELS), "ports": ports}
+    if cluster_ip is not None:
+        spec["clusterIP"] = cluster_ip
     if load_balancer_ip is None:
         return {}, {"type": "ClusterIP", **spec}
     return {LB_IPAM_IPS: load_balancer_ip}, {"type": "LoadBalancer", **spec}
@@ -309,6 +350,7 @@ class Bind9Args:
     storage_size: str
     storage_class: str | None = None
     load_balancer_ip: str | None = None
+    cluster_ip: str | None = None  # fixed ClusterIP of the Service (immutable once created)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -349,7 +391,7 @@ class Bind9(pulumi.ComponentResource):
             spec=ingress_policy_spec(),
             opts=first,
         )
-        annotations, svc_spec = service_spec(args.load_balancer_ip)
+        annotations, svc_spec = service_spec(args.load_balancer_ip, args.cluster_ip)
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={**meta, "name": NAME, "annotations": annotations},

@@ -12,7 +12,7 @@ zone (``DnsUpdateAccess.ready``) before the ACME issuers.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 
 from components import network_policy as netpol
 from components.common import MANAGED_BY, helm_release
-from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
+from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess, bind9_cluster_ip
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from stacks.config import PlatformConfig
 
@@ -58,6 +58,15 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
         # Leader-election leases in cert-manager's own namespace instead of kube-system.
         "global": {"leaderElection": {"namespace": NAMESPACE}},
         "replicaCount": 2,
+        # The DNS-01 self-check asks Bind9 itself (authoritative for the platform zone), not the
+        # public resolvers: a delegation minutes old (or cached NXDOMAIN) cannot stall issuance.
+        # Only: no lookup of the zone's NS through public DNS (DNS01CheckAuthoritative=false, the
+        # TXT is checked at these servers). cert-manager takes "<ip>:<port>" here, so Bind9's
+        # Service has a fixed ClusterIP. Ref: cert-manager v1.21.1 cmd/controller/app/
+        # controller.go (DNS01Nameservers, DNS01CheckAuthoritative), pkg/issuer/acme/dns/util/
+        # wait.go (checkDNSPropagation), chart templates/deployment.yaml.
+        "dns01RecursiveNameservers": f"{bind9_cluster_ip(cfg)}:53",
+        "dns01RecursiveNameserversOnly": True,
         "podDisruptionBudget": pdb,
         "resources": _resources("50m", "128Mi", "512Mi"),
         "webhook": {"replicaCount": 2, "podDisruptionBudget": pdb, "resources": _resources("20m", "64Mi", "256Mi")},
@@ -104,6 +113,25 @@ def acme_issuer(cfg: PlatformConfig, name: str, access: DnsUpdateAccess) -> dict
             }
         },
     }
+
+
+def acme_challenge_names(certificates: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The DNS-01 challenge names (``_acme-challenge.<identifier>``) of the Certificates issued by
+    the ACME ClusterIssuers, sorted and unique.
+
+    A wildcard ``*.x`` is validated at ``_acme-challenge.x``: the ACME authorization identifier of
+    a wildcard is its base domain (RFC 8555 section 7.1.3).
+    Ref: cert-manager v1.21.1 pkg/issuer/acme/dns/util/dns.go (DNS01Record).
+    """
+    names: set[str] = set()
+    for cert in certificates:
+        issuer = cert["spec"]["issuerRef"]
+        if issuer.get("kind") != "ClusterIssuer" or issuer["name"] not in ACME_ISSUERS:
+            continue
+        for dns_name in cert["spec"]["dnsNames"]:
+            base = dns_name[2:] if dns_name.startswith("*.") else dns_name
+            names.add(f"_acme-challenge.{base}")
+    return sorted(names)
 
 
 def selfsigned_issuer() -> dict[str, Any]:

@@ -6,6 +6,7 @@ them, so one service can be wired to another without reading its internals.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -97,6 +98,26 @@ INTERNAL_CA_ISSUER = "platform-internal-ca"  # ClusterIssuer for service-to-serv
 DNS_NAMESPACE = "dns"
 BIND9_POD_LABELS = {"app.kubernetes.io/name": "bind9", "app.kubernetes.io/instance": "platform-dns"}
 BIND9_POD_PORT = 5053
+# Bind9's Service gets a fixed ClusterIP: the 53rd address of the management cluster's service
+# range. cert-manager's DNS-01 self-check queries it directly (its --dns01-recursive-nameservers
+# take "<ip>:<port>", Ref: cert-manager v1.21.1 internal/apis/config/controller/validation/
+# validation.go), so it must be an address known before the Service exists. Kubernetes keeps the
+# low part of the range, min(max(16, size/16), 256) addresses, for such static picks and allocates
+# dynamic ClusterIPs from above it first (Ref: kubernetes.io/docs/concepts/services-networking/
+# cluster-ip-allocation, "Avoid ClusterIP conflicts"; KEP-3070). The 10th is CoreDNS's by convention.
+BIND9_CLUSTER_IP_OFFSET = 53
+
+
+def bind9_cluster_ip(cfg: PlatformConfig) -> str:
+    """Bind9's fixed ClusterIP inside ``managementCluster.serviceCidr`` (its static band)."""
+    net = ipaddress.ip_network(cfg.management_cluster.service_cidr)
+    static_band = min(max(16, net.num_addresses // 16), 256)
+    if BIND9_CLUSTER_IP_OFFSET >= static_band:
+        raise ValueError(
+            f"managementCluster.serviceCidr {net} is too small: its static ClusterIP band has "
+            f"{static_band} addresses, Bind9's fixed address is the {BIND9_CLUSTER_IP_OFFSET}th (use /22 or larger)"
+        )
+    return str(net.network_address + BIND9_CLUSTER_IP_OFFSET)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Order: namespace -> (OVH delegation) -> Bind9 -> ExternalDNS. Bind9 being ready 
 the zone *and* the zone is delegated, so ACME DNS-01 issuers waiting on it can be validated.
 ExternalDNS also watches Traefik's IngressRoutes, whose CRDs come with Traefik, which itself
 waits for the ACME issuers: ExternalDNS is therefore added once Traefik exists
-(:meth:`PlatformDns.add_external_dns`).
+(:meth:`PlatformDns.add_external_dns`). The bootstrap gates that reach a platform name (Authentik's
+API, Vault's initialisation) wait for that release (``stacks/environment.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ import pulumi_ovh as ovh
 import pulumi_random as random
 
 from components import bind9
-from components.bind9 import Bind9, Bind9Args, ZoneSpec
+from components.bind9 import Bind9, Bind9Args, UpdateRule, ZoneSpec
+from components.cert_manager import acme_challenge_names
 from components.common import MANAGED_BY, helm_release
-from components.contracts import BIND9_POD_LABELS, BIND9_POD_PORT, DNS_NAMESPACE, DnsUpdateAccess
+from components.contracts import (
+    BIND9_POD_LABELS,
+    BIND9_POD_PORT,
+    DNS_NAMESPACE,
+    DnsUpdateAccess,
+    bind9_cluster_ip,
+)
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.traefik import acme_certificates
 from stacks.config import PlatformConfig
 
 NAMESPACE = DNS_NAMESPACE
+EXTERNAL_DNS_ANNOTATION_PREFIX = "external-dns.alpha.kubernetes.io/"
 EXTERNAL_DNS_KEY = "external-dns"
 CERT_MANAGER_KEY = "cert-manager"
 EXTERNAL_DNS_TSIG_SECRET = "external-dns-tsig"  # in NAMESPACE, key "tsig-secret"
@@ -46,6 +56,33 @@ def nameserver(cfg: PlatformConfig) -> str:
     return f"{cfg.dns.nameserver_label}.{cfg.domain.parent_zone}"
 
 
+# What ExternalDNS writes: address records, aliases, and the TXT records of its registry
+# ("a-<name>", "cname-<name>"; Ref: external-dns v0.21.0 registry/mapper/mapper.go ToTXTName).
+# Never NS (a sub-delegation), SOA or anything else.
+EXTERNAL_DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "TXT")
+
+
+def update_rules(cfg: PlatformConfig) -> list[UpdateRule]:
+    """The zone's update-policy, least privilege per key (first match wins, so denies first).
+
+    - cert-manager: TXT at exactly the ``_acme-challenge`` name of each ACME certificate the
+      program creates (``traefik.acme_certificates``) and nowhere else, so it can neither touch
+      ExternalDNS's records nor its TXT registry.
+    - ExternalDNS: A/AAAA/CNAME/TXT anywhere in the zone except at and under those challenge
+      names (it would otherwise be able to answer or wipe a DNS-01 challenge).
+    """
+    challenges = acme_challenge_names(acme_certificates(cfg))
+    zone = cfg.domain.platform_zone
+    outside = [c for c in challenges if not (c == zone or c.endswith(f".{zone}"))]
+    if outside:
+        raise ValueError(f"ACME challenge names outside the platform zone {zone}: {outside}")
+    return [
+        *(UpdateRule("deny", EXTERNAL_DNS_KEY, "subdomain", c, ("ANY",)) for c in challenges),
+        UpdateRule("grant", EXTERNAL_DNS_KEY, "zonesub", None, EXTERNAL_DNS_RECORD_TYPES),
+        *(UpdateRule("grant", CERT_MANAGER_KEY, "name", c, ("TXT",)) for c in challenges),
+    ]
+
+
 def zone_spec(cfg: PlatformConfig) -> ZoneSpec:
     return ZoneSpec(
         zone=cfg.domain.platform_zone,
@@ -53,9 +90,7 @@ def zone_spec(cfg: PlatformConfig) -> ZoneSpec:
         hostmaster=cfg.domain.acme_email,
         ttl=cfg.dns.ttl,
         algorithm=cfg.dns.tsig_algorithm,
-        # ExternalDNS owns the records it publishes (any type, TXT registry included);
-        # cert-manager only writes the _acme-challenge TXT records of DNS-01.
-        update_grants={EXTERNAL_DNS_KEY: "ANY", CERT_MANAGER_KEY: "TXT"},
+        update_rules=update_rules(cfg),
         # ExternalDNS lists the zone with AXFR (--rfc2136-tsig-axfr); cert-manager never does.
         transfer_keys=[EXTERNAL_DNS_KEY],
     )
@@ -85,6 +120,12 @@ def external_dns_values(cfg: PlatformConfig, bind9_host: str) -> dict[str, Any]:
             f"--rfc2136-tsig-secret-alg={cfg.dns.tsig_algorithm}",
             "--rfc2136-tsig-axfr",
             f"--rfc2136-min-ttl={cfg.dns.ttl}s",
+            # The annotation prefix read, pinned: v0.22 changes the default to
+            # "external-dns.kubernetes.io/" (source/annotations/annotations.go), which would
+            # silently unpublish every route target and tenant hostname written with the alpha
+            # prefix on a chart bump. Ref: external-dns v0.21.0 pkg/apis/externaldns/types.go
+            # ("annotation-prefix"), controller/execute.go (SetAnnotationPrefix).
+            f"--annotation-prefix={EXTERNAL_DNS_ANNOTATION_PREFIX}",
         ],
         "env": [
             {
@@ -241,6 +282,8 @@ class PlatformDns(pulumi.ComponentResource):
                 storage_size=cfg.dns.storage_size,
                 storage_class=cfg.dns.storage_class,
                 load_balancer_ip=cfg.dns_ip,
+                # cert-manager's DNS-01 self-check asks Bind9 at this address (cert_manager.values).
+                cluster_ip=bind9_cluster_ip(cfg),
                 depends_on=[*args.depends_on, self.namespace, *delegation],
             ),
             provider,

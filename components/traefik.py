@@ -39,9 +39,14 @@ LB_IPAM_IPS_ANNOTATION = "lbipam.cilium.io/ips"
 # Namespace of Authentik's forward-auth outpost (see contracts.FORWARD_AUTH_ADDRESS).
 AUTHENTIK_NAMESPACE = "authentik"
 OUTPOST_PORT = 9000
-# ExternalDNS' traefik-proxy source needs the target as an annotation: IngressRoutes have no status.
-# Ref: external-dns docs/sources/traefik-proxy.md. external-dns v0.21 (chart 1.21.1) reads the
-# alpha prefix; v0.22 switched to the GA prefix without fallback, so both are set.
+# ExternalDNS's traefik-proxy source publishes every Host() of an IngressRoute with the targets of
+# the route's target annotation only: IngressRoutes have no status, and --default-targets is not
+# set. Without the annotation the route yields no record at all.
+# Ref: kubernetes-sigs/external-dns v0.21.0 source/traefik_proxy.go (extractEndpoints ->
+# annotations.TargetsFromTargetAnnotation, endpointsFromIngressRoute), source/annotations/
+# annotations.go (TargetKey = AnnotationKeyPrefix + "target", DefaultAnnotationPrefix
+# "external-dns.alpha.kubernetes.io/"). v0.22.0 changed DefaultAnnotationPrefix to
+# "external-dns.kubernetes.io/" (same file), so both are set and a chart bump keeps publishing.
 EXTERNAL_DNS_TARGET_ANNOTATIONS = (
     "external-dns.alpha.kubernetes.io/target",
     "external-dns.kubernetes.io/target",
@@ -116,7 +121,23 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
 
 
 def external_dns_annotations(cfg: PlatformConfig) -> dict[str, str]:
-    return {key: cfg.traefik_ip for key in EXTERNAL_DNS_TARGET_ANNOTATIONS} if cfg.traefik_ip else {}
+    """The target ExternalDNS publishes a route's hosts with: the pinned LB IPAM address of
+    Traefik's Service (``values``), where the route's traffic actually arrives."""
+    if not cfg.traefik_ip:
+        # Config validation refuses this (stacks.config: Traefik needs a pool address).
+        raise ValueError("Traefik has no load-balancer IP: ExternalDNS could not publish any route")
+    return {key: cfg.traefik_ip for key in EXTERNAL_DNS_TARGET_ANNOTATIONS}
+
+
+def route_metadata(cfg: PlatformConfig, name: str, namespace: str) -> dict[str, Any]:
+    """Metadata of every IngressRoute the program creates (the one place routes get published):
+    the platform labels and ExternalDNS's target annotation."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": dict(MANAGED_BY),
+        "annotations": external_dns_annotations(cfg),
+    }
 
 
 def forward_auth_middleware() -> dict[str, Any]:
@@ -146,12 +167,7 @@ def forward_auth_route(
     return {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "IngressRoute",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": dict(MANAGED_BY),
-            "annotations": external_dns_annotations(cfg),
-        },
+        "metadata": route_metadata(cfg, name, namespace),
         "spec": {
             "entryPoints": ["websecure"],
             "routes": [
@@ -207,6 +223,12 @@ def wildcard_certificate(cfg: PlatformConfig) -> dict[str, Any]:
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         },
     }
+
+
+def acme_certificates(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """Every Certificate of this program issued through ACME (DNS-01). Bind9's update-policy
+    lets cert-manager write only the challenge names of these (components.platform_dns)."""
+    return [wildcard_certificate(cfg)]
 
 
 def policies() -> list[dict[str, Any]]:

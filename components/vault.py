@@ -46,6 +46,7 @@ from components.common import MANAGED_BY, helm_release, irreplaceable
 from components.contracts import INTERNAL_CA_ISSUER, TRAEFIK_NAMESPACE, OidcClient, hostnames
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.traefik import route_metadata
 from components.protected import IrreplaceableState
 from components.vault_bootstrap import POD_HEADER, VaultInit, VaultInitArgs
 from components.vault_config import VaultConfig, VaultConfigArgs
@@ -245,10 +246,9 @@ def ingress_routes(cfg: PlatformConfig) -> list[dict[str, Any]]:
         if allow:
             route["middlewares"] = [{"name": allow["metadata"]["name"]}]
         pod_routes.append(route)
-    meta = {"namespace": NAMESPACE, "labels": dict(MANAGED_BY)}
     return [
         {
-            "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": {"name": "vault", **meta},
+            "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": route_metadata(cfg, "vault", NAMESPACE),
             "spec": {
                 "entryPoints": ["websecure"],
                 "routes": [{"kind": "Rule", "match": f"Host(`{host}`)", "services": [_backend(f"{RELEASE}-active")]}],
@@ -256,7 +256,8 @@ def ingress_routes(cfg: PlatformConfig) -> list[dict[str, Any]]:
             },
         },
         {
-            "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": {"name": "vault-pods", **meta},
+            "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute",
+            "metadata": route_metadata(cfg, "vault-pods", NAMESPACE),
             "spec": {"entryPoints": ["websecure"], "routes": pod_routes, "tls": {}},
         },
     ]
@@ -267,6 +268,8 @@ class VaultArgs:
     config: PlatformConfig
     oidc: OidcClient
     depends_on: Sequence[pulumi.Resource] = ()
+    # What publishes vault.<zone> (the ExternalDNS release): initialisation goes through that name.
+    dns_ready: Sequence[pulumi.Resource] = ()
 
 
 class Vault(pulumi.ComponentResource):
@@ -342,7 +345,7 @@ class Vault(pulumi.ComponentResource):
                 verify_tls=verify_tls,
                 timeout_seconds=cfg.vault.bootstrap_timeout_seconds,
             ),
-            opts=irreplaceable(parent=self, depends_on=[self.release, *routing]),
+            opts=irreplaceable(parent=self, depends_on=[self.release, *routing, *args.dns_ready]),
         )
         self.ready = self.init
         self.config = VaultConfig(

@@ -725,6 +725,18 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
     if cfg.traefik_ip and cfg.traefik_ip == cfg.dns_ip:
         p.append(ConfigProblem(path="dns.loadBalancerIp", problem="Traefik and Bind9 would share one pool IP",
                                hint="give Bind9 another pool address"))
+    if cfg.traefik_ip is None and mc.provisioner != "ovh-talos":
+        # ExternalDNS publishes every IngressRoute at Traefik's pinned address (its traefik-proxy
+        # source has no other target): without one, no platform name would resolve.
+        p.append(ConfigProblem(path="managementCluster.loadBalancerIps",
+                               problem="empty: Traefik gets no pinned address, so ExternalDNS can publish no route",
+                               hint="list the cluster's load-balancer range, e.g. ['172.18.255.200/29']"))
+    if ipaddress.ip_network(mc.service_cidr).prefixlen > 22:
+        # Bind9's fixed ClusterIP (components.contracts.bind9_cluster_ip) must lie in the range's
+        # static band, min(max(16, size/16), 256) addresses: /22 or larger.
+        p.append(ConfigProblem(path="managementCluster.serviceCidr",
+                               problem=f"{mc.service_cidr} is smaller than /22: no room for Bind9's fixed ClusterIP",
+                               hint="use a /22 or larger service range, e.g. 10.96.0.0/12"))
     if mc.provisioner == "ovh-talos" and len(pool) < 2:
         p.append(ConfigProblem(path="managementCluster.loadBalancerIps",
                                problem=f"{len(pool)} usable address(es); Traefik and Bind9 need one each",

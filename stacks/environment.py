@@ -107,13 +107,16 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     # Hubble UI's IngressRoute needs Traefik's CRDs and forward-auth Middleware.
     cilium.expose_hubble_ui([traefik.release, traefik.middleware])
     # ExternalDNS watches Traefik's IngressRoutes: it comes once Traefik's CRDs exist.
-    dns.add_external_dns(depends_on=[traefik])
+    external_dns = dns.add_external_dns(depends_on=[traefik])
+    # The bootstrap gates (Authentik's API, Vault's initialisation) reach their services by their
+    # public names, which exist only once ExternalDNS runs and publishes the routes.
+    published = [external_dns]
     authentik = Authentik(
-        "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers]), provider
+        "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers], dns_ready=published), provider
     )
     vault = Vault(
         "vault",
-        VaultArgs(config=cfg, depends_on=[cert_manager, traefik], oidc=authentik.vault_oidc),
+        VaultArgs(config=cfg, depends_on=[cert_manager, traefik], oidc=authentik.vault_oidc, dns_ready=published),
         provider,
     )
     argocd = ArgoCD(

@@ -169,3 +169,37 @@ def test_controller_reaches_bind9_on_its_pod_port(prod_plan):
     policy = prod_plan.monitor.named("cert-manager-issuers-netpol-controller-to-nameserver")
     ports = {p["port"] for rule in policy.input("spec", "egress") for p in rule["ports"]}
     assert ports == {BIND9_POD_PORT}
+
+
+def test_dns01_self_check_asks_bind9_at_its_fixed_cluster_ip_only(prod_plan):
+    """cert-manager checks the challenge TXT at Bind9 itself: an "<ip>:<port>" (what its config
+    validation accepts) that is the ClusterIP the Bind9 Service really gets, in the service range."""
+    import ipaddress
+
+    from components.contracts import BIND9_POD_LABELS
+
+    m = prod_plan.monitor
+    values = release(m, "cert-manager").input("values")
+    validate_chart_values("cert-manager", values)
+    assert values["dns01RecursiveNameserversOnly"] is True
+    host, _, port = values["dns01RecursiveNameservers"].rpartition(":")
+    ip = ipaddress.IPv4Address(host)  # an address, not a name cert-manager would have to resolve
+    assert port == "53"
+    [service] = [r for r in m.of_type("kubernetes:core/v1:Service") if r.name == "dns-bind9-service"]
+    assert service.input("spec", "clusterIP") == str(ip)
+    assert service.input("spec", "selector") == BIND9_POD_LABELS
+    assert {p["port"] for p in service.input("spec", "ports")} == {53}
+    assert ip in ipaddress.ip_network(config().management_cluster.service_cidr)
+    # The controller may reach those pods (after the Service translation: the pod port).
+    policy = m.named("cert-manager-issuers-netpol-controller-to-nameserver")
+    [rule] = policy.input("spec", "egress")
+    assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dns"}}}]
+
+
+def test_a_service_range_without_room_for_bind9s_fixed_address_is_refused():
+    from stacks.config import ConfigError
+
+    raw = base_raw()
+    raw["managementCluster"] = {**raw["managementCluster"], "serviceCidr": "10.96.0.0/24"}
+    with pytest.raises(ConfigError, match="managementCluster.serviceCidr"):
+        config(raw)

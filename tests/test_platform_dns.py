@@ -64,8 +64,14 @@ def test_named_conf_is_authoritative_only_and_gates_transfers_and_updates_by_key
     assert 'zone "cloud.example.org"' in zone and "type primary;" in zone
     assert re.search(r"allow-transfer \{ key external-dns; \};", zone)
     assert "allow-update" not in zone  # update-policy only: per key, per type
-    assert "grant external-dns zonesub ANY;" in zone
-    assert "grant cert-manager zonesub TXT;" in zone
+    # Least privilege, first match: ExternalDNS is denied the challenge names before its grant.
+    policy = [line.strip() for line in zone[zone.index("update-policy {"):].splitlines()[1:4]]
+    assert policy == [
+        "deny external-dns subdomain _acme-challenge.cloud.example.org. ANY;",
+        "grant external-dns zonesub A AAAA CNAME TXT;",
+        "grant cert-manager name _acme-challenge.cloud.example.org. TXT;",
+    ]
+    assert "zonesub ANY" not in zone and "zonesub TXT" not in zone
     assert f"listen-on port {BIND9_POD_PORT}" in options
 
 
@@ -82,7 +88,38 @@ def test_named_conf_refuses_a_transfer_key_without_definition_or_no_keys():
     with pytest.raises(ValueError, match="transfer keys"):
         bind9.named_conf(replace(spec, transfer_keys=["nobody"]))
     with pytest.raises(ValueError, match="at least one key"):
-        bind9.named_conf(replace(spec, update_grants={}, transfer_keys=[]))
+        bind9.named_conf(replace(spec, update_rules=[], transfer_keys=[]))
+
+
+def test_update_rules_refuse_implicit_types_and_nameless_rules():
+    with pytest.raises(ValueError, match="record types"):
+        bind9.UpdateRule("grant", "k", "zonesub", None, ()).render()
+    with pytest.raises(ValueError, match="name is required"):
+        bind9.UpdateRule("grant", "k", "name", None, ("TXT",)).render()
+    with pytest.raises(ValueError, match="rule type"):
+        bind9.UpdateRule("grant", "k", "wildcard", "*.x", ("TXT",)).render()
+
+
+def test_cert_manager_may_write_the_challenge_of_every_acme_certificate_in_the_plan(prod_like):
+    """Derived, not hardcoded: every dnsName of every ACME Certificate the whole program creates
+    has its _acme-challenge name granted to cert-manager (TXT only) and denied to ExternalDNS."""
+    from components import cert_manager
+
+    m = prod_like.monitor
+    certs = [r for r in m.registrations.values() if r.type == "kubernetes:cert-manager.io/v1:Certificate"]
+    acme = [c for c in certs if c.input("spec", "issuerRef", "name") in cert_manager.ACME_ISSUERS]
+    assert acme, "the plan has no ACME certificate"
+    [config_map] = [r for r in m.of_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("bind9-config")]
+    conf = config_map.input("data")["named.conf"]
+    for cert in acme:
+        for dns_name in cert.input("spec", "dnsNames"):
+            challenge = "_acme-challenge." + dns_name.removeprefix("*.")
+            assert f"grant cert-manager name {challenge}. TXT;" in conf, dns_name
+            deny = f"deny external-dns subdomain {challenge}. ANY;"
+            assert conf.index(deny) < conf.index("grant external-dns zonesub"), dns_name
+    assert conf.count("grant cert-manager ") == len({
+        d.removeprefix("*.") for c in acme for d in c.input("spec", "dnsNames")
+    })
 
 
 def test_tsig_keys_conf_renders_one_key_statement_per_client():
@@ -280,3 +317,122 @@ def test_tsig_keys_are_secret_inputs_and_never_in_plan_files_or_config_maps(monk
     write_plan(result, out)
     leaked = [p for p in out.rglob("*") if p.is_file() and MARKER in p.read_text()]
     assert leaked == []
+
+
+# --------------------------------------------------------------------------------------------
+# Every route is published (issue 13 item 2), on the prod stack file
+# --------------------------------------------------------------------------------------------
+
+# external-dns v0.21.0 source/traefik_proxy.go: traefikHostExtractor / traefikValueProcessor.
+_HOST_CALL = re.compile(r"(?:HostSNI|HostHeader|Host)\s*\(\s*(`.*?`)\s*\)")
+_HOST_VALUE = re.compile(r"`([^,`]+)`")
+TARGETS = ("external-dns.alpha.kubernetes.io/target", "external-dns.kubernetes.io/target")
+
+
+@pytest.fixture(scope="module")
+def prod_stack():
+    from stacks.loader import read_stack
+    from stacks.plan import run_offline
+
+    stack = read_stack("prod")
+    return run_offline(stack), config(stack.raw, stack.secret_keys)
+
+
+def _in_zone(host: str, zone: str) -> bool:
+    return host == zone or host.endswith(f".{zone}")
+
+
+def test_every_host_of_every_route_is_published_at_traefiks_pinned_ip(prod_stack):
+    result, cfg = prod_stack
+    zone, traefik_ip = cfg.domain.platform_zone, cfg.traefik_ip
+    assert traefik_ip == "51.210.118.41"  # the prod stack's traefik.loadBalancerIp
+    routes = [r for r in result.monitor.registrations.values()
+              if r.type.startswith("kubernetes:traefik.io/") and r.type.split(":")[-1].startswith("IngressRoute")]
+    hosts: dict[str, str] = {}
+    for route in routes:
+        annotations = route.input("metadata", "annotations") or {}
+        matched = [v for rule in route.input("spec", "routes")
+                   for call in _HOST_CALL.findall(rule["match"]) for v in _HOST_VALUE.findall(call)]
+        assert matched, f"{route.name}: no Host() ExternalDNS could publish"
+        for key in TARGETS:
+            assert annotations.get(key) == traefik_ip, (route.name, key)
+        for host in matched:
+            assert _in_zone(host, zone), (route.name, host)
+            hosts[host] = route.name
+    # Traefik's Service really gets that address (LB IPAM annotation of the chart values).
+    traefik = [r for r in result.monitor.of_type(RELEASE) if r.input("name") == "traefik"]
+    [release] = traefik or [r for r in result.monitor.of_type(RELEASE) if r.input("chart") == "traefik"]
+    assert release.input("values")["service"]["annotations"]["lbipam.cilium.io/ips"] == traefik_ip
+    from components.contracts import hostnames
+
+    h = hostnames(cfg)
+    assert {h.authentik, h.vault, h.argocd, h.hubble, h.traefik_dashboard} <= set(hosts)
+
+
+def test_every_hostname_annotated_service_is_a_load_balancer_in_the_zone(prod_stack):
+    """The service source publishes a Service's hostname annotation at its load-balancer
+    address (status), so such a Service must be a LoadBalancer with its name in the zone."""
+    result, cfg = prod_stack
+    hostname_keys = ("external-dns.alpha.kubernetes.io/hostname", "external-dns.kubernetes.io/hostname")
+    found = 0
+    for reg in result.monitor.registrations.values():
+        obj = reg.inputs or {}
+        for meta, spec in _service_like(obj):
+            names = [v for k, v in ((meta or {}).get("annotations") or {}).items() if k in hostname_keys]
+            for value in names:
+                found += 1
+                assert (spec or {}).get("type") == "LoadBalancer", reg.name
+                for host in value.split(","):
+                    assert _in_zone(host.strip().removeprefix("*."), cfg.domain.platform_zone), (reg.name, host)
+    assert found or not cfg.tenants
+
+
+def _service_like(obj):
+    """(metadata, spec) of a Service, or of a Service template (CAPK controlPlaneServiceTemplate)."""
+    if obj.get("kind") == "Service":
+        yield obj.get("metadata"), obj.get("spec")
+    template = ((obj.get("spec") or {}) if isinstance(obj.get("spec"), dict) else {}).get("controlPlaneServiceTemplate")
+    if template:
+        yield template.get("metadata"), template.get("spec")
+
+
+def test_a_traefik_without_address_is_refused_since_no_route_could_be_published():
+    from components import traefik
+    from stacks.config import ConfigError
+
+    raw = existing_raw()
+    raw["managementCluster"] = {**raw["managementCluster"], "loadBalancerIps": []}
+    with pytest.raises(ConfigError, match="ExternalDNS can publish no route"):
+        config(raw)
+    cfg = config(existing_raw())
+    no_pool = cfg.model_copy(update={"management_cluster": cfg.management_cluster.model_copy(
+        update={"load_balancer_ips": []})})
+    with pytest.raises(ValueError, match="no load-balancer IP"):
+        traefik.external_dns_annotations(no_pool)
+
+
+def test_bootstrap_gates_wait_for_external_dns(prod_stack):
+    """AuthentikReady and VaultInit reach auth.<zone>/vault.<zone>: they must wait for what
+    publishes those names, and so does everything behind them."""
+    m = prod_stack[0].monitor
+    external_dns = m.named("dns-external-dns")
+    for gate in ("authentik-config-ready", "vault-init", "vault-config-api",
+                 "authentik-config-group-platform-admins"):
+        assert m.depends_on(m.named(gate), external_dns), gate
+
+
+def test_external_dns_reads_the_annotation_prefix_the_program_writes(prod_stack):
+    """Pinned, so a chart bump to v0.22 (new default prefix) keeps every route and tenant
+    hostname published."""
+    result, cfg = prod_stack
+    args = platform_dns.external_dns_values(cfg, "bind9.dns.svc.cluster.local")["extraArgs"]
+    [flag] = [a for a in args if a.startswith("--annotation-prefix=")]
+    prefix = flag.split("=", 1)[1]
+    assert prefix.endswith("/")
+    written = {k for r in result.monitor.registrations.values() for meta, _ in _service_like(r.inputs or {})
+               for k in ((meta or {}).get("annotations") or {}) if k.startswith("external-dns")}
+    written |= {k for r in result.monitor.registrations.values() if r.type.endswith(":IngressRoute")
+                for k in (r.input("metadata", "annotations") or {})}
+    assert f"{prefix}target" in written
+    assert all(k.startswith(prefix) or k.startswith("external-dns.kubernetes.io/") for k in written)
+    assert any(k == f"{prefix}hostname" for k in written) or not cfg.tenants
