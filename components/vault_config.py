@@ -29,6 +29,7 @@ import pulumi_vault as vault
 
 from components.contracts import OIDC_GROUPS_CLAIM, OidcClient
 from components.identity import group_names, oidc_application_specs
+from components.timeouts import vault_token_ttl_seconds
 from stacks.config import PlatformConfig
 
 OIDC_PATH = "oidc"
@@ -166,9 +167,10 @@ class VaultConfig(pulumi.ComponentResource):
             address=args.address,
             token=pulumi.Output.secret(args.token),
             skip_tls_verify=not args.verify_tls,
-            # The root token only mints short-lived child tokens for each run.
+            # The root token only mints one child token per run; it must outlive the run
+            # (tenants' control planes included), see components/timeouts.py.
             skip_child_token=False,
-            max_lease_ttl_seconds=1800,
+            max_lease_ttl_seconds=vault_token_ttl_seconds(),
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.depends_on))
