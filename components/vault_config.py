@@ -138,7 +138,7 @@ class VaultConfigArgs:
     address: str  # public URL of Vault
     token: pulumi.Output[str]  # root token from VaultInit (secret)
     oidc: OidcClient  # Authentik's "vault" application
-    depends_on: Sequence[pulumi.Resource] = ()  # VaultInit: Vault initialised, unseal, active
+    depends_on: Sequence[pulumi.Resource] = ()  # VaultUnseal: Vault unsealed with an active node
     verify_tls: bool = True
 
 
@@ -171,7 +171,10 @@ class VaultConfig(pulumi.ComponentResource):
             # (tenants' control planes included), see components/timeouts.py.
             skip_child_token=False,
             max_lease_ttl_seconds=vault_token_ttl_seconds(),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Every pulumi_vault resource uses this provider: none is diffed before Vault is
+            # unsealed in this run (the provider waits for VaultUnseal), so a `pulumi up
+            # --skip-preview` of a sealed Vault unseals it first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.depends_on))
 
