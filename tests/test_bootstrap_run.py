@@ -68,3 +68,163 @@ def test_duration_parser_reads_pulumi_timeouts():
     assert duration_seconds("1h30m") == 5400
     with pytest.raises(ValueError):
         duration_seconds("soon")
+
+
+# --- the management cluster's API gate (item 4) ---------------------------------------------
+
+def test_the_kubernetes_provider_is_configured_from_the_api_gate_which_waits_for_bootstrap():
+    from tests.helpers.identity_support import deployed_plan, preview_plan
+    from stacks.mocks import contains_secret
+
+    for result in (preview_plan(), deployed_plan()):
+        mon = result.monitor
+        (provider,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
+        gate = mon.named("weebo4cp-api-ready")
+        assert gate.type == "pulumi-python:dynamic/weebo:KubeApiReady"
+        # The kubeconfig the provider gets is the gate's output, not the Talos resource's.
+        assert gate.urn in provider.property_dependencies["kubeconfig"]
+        assert mon.named("weebo4cp-kubeconfig").urn not in provider.property_dependencies["kubeconfig"]
+        assert mon.depends_on(gate, mon.named("weebo4cp-bootstrap"))
+        assert mon.depends_on(gate, mon.named("weebo4cp-kubeconfig"))
+        assert "kubeconfig" in gate.additional_secret_outputs
+    mon = deployed_plan().monitor
+    assert contains_secret(mon.named("weebo4cp-api-ready").inputs["kubeconfig"])
+    (provider,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
+    assert contains_secret(provider.inputs["kubeconfig"])
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A throwaway cluster CA with a server certificate for 127.0.0.1 and an admin client
+    certificate, and a second, unrelated CA (openssl CLI: no Python crypto library needed)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed: cannot make a test CA")
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "1", "-subj", f"/CN={ca}")
+    for leaf, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                      ("admin", "extendedKeyUsage=clientAuth\n")):
+        (d / f"{leaf}.ext").write_text("basicConstraints=CA:FALSE\n" + ext)
+        run("req", *ec, "-keyout", f"{leaf}.key", "-out", f"{leaf}.csr", "-subj", f"/CN={leaf}")
+        run("x509", "-req", "-in", f"{leaf}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{leaf}.crt", "-days", "1", "-extfile", f"{leaf}.ext")
+    return d
+
+
+@pytest.fixture
+def apiserver(pki):
+    """An HTTPS /readyz on 127.0.0.1 that demands the admin client certificate; ``status`` sets
+    what it answers."""
+    import http.server
+    import ssl
+    import threading
+
+    state = {"status": 200, "client_certs": 0}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/readyz":
+                self.send_error(404)
+                return
+            state["client_certs"] += bool(self.connection.getpeercert())
+            body = b"ok"
+            self.send_response(state["status"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki / "server.crt", pki / "server.key")
+    ctx.load_verify_locations(pki / "ca.crt")
+    ctx.verify_mode = ssl.CERT_REQUIRED  # like kube-apiserver with the admin certificate
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _kubeconfig(server: str, pki, ca: str = "ca") -> str:
+    import base64
+
+    import yaml
+
+    def b64(name: str) -> str:
+        return base64.b64encode((pki / name).read_bytes()).decode()
+
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "admin@weebo4cp",
+        "clusters": [{"name": "weebo4cp", "cluster": {"server": server, "certificate-authority-data": b64(f"{ca}.crt")}}],
+        "users": [{"name": "admin@weebo4cp", "user": {"client-certificate-data": b64("admin.crt"),
+                                                      "client-key-data": b64("admin.key")}}],
+        "contexts": [{"name": "admin@weebo4cp", "context": {"cluster": "weebo4cp", "user": "admin@weebo4cp"}}],
+    })
+
+
+def test_gate_passes_once_readyz_answers_with_the_cluster_ca(apiserver, pki):
+    from components.kube_api_ready import _KubeApiReadyProvider
+
+    url, state = apiserver
+    props = {"kubeconfig": _kubeconfig(url, pki), "timeout_seconds": 5, "poll_interval_seconds": 0.01}
+    created = _KubeApiReadyProvider().create(props)
+    assert created.outs["kubeconfig"] == props["kubeconfig"]  # handed on unchanged, once ready
+    assert created.id == url
+    assert state["client_certs"] == 1  # it authenticated as the kubeconfig's user
+
+
+def test_gate_refuses_a_server_the_cluster_ca_did_not_sign(apiserver, pki):
+    from components.bootstrap_http import BootstrapError
+    from components.kube_api_ready import wait_ready
+
+    url, _ = apiserver
+    with pytest.raises(BootstrapError, match="certificate verify failed"):
+        wait_ready(_kubeconfig(url, pki, ca="other-ca"), timeout_seconds=0.2, interval=0.01)
+
+
+def test_gate_gives_up_after_its_timeout_with_the_last_answer(apiserver, pki):
+    from components.bootstrap_http import BootstrapError
+    from components.kube_api_ready import wait_ready
+
+    url, state = apiserver
+    state["status"] = 500  # etcd not there yet
+    with pytest.raises(BootstrapError, match=r"kube-apiserver at https://127\.0\.0\.1:\d+/readyz.*HTTP 500"):
+        wait_ready(_kubeconfig(url, pki), timeout_seconds=0.2, interval=0.01)
+
+
+def test_gate_bounds_a_server_that_never_answers(pki):
+    """A TCP listener that never speaks TLS (an API server still starting): each request is
+    bounded by the gate's own timeout, and the gate fails instead of hanging."""
+    import socket
+
+    from components.bootstrap_http import BootstrapError
+    from components.kube_api_ready import wait_ready
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(BootstrapError, match="gave up waiting"):
+            wait_ready(_kubeconfig(url, pki), timeout_seconds=0.3, interval=0.01)
+
+
+def test_a_kubeconfig_without_a_ca_is_refused():
+    from components.bootstrap_http import BootstrapError
+    from components.kube_api_ready import endpoint_from_kubeconfig
+
+    with pytest.raises(BootstrapError, match="certificate-authority-data"):
+        endpoint_from_kubeconfig("clusters: [{name: c, cluster: {server: 'https://x:6443'}}]\n")
