@@ -239,7 +239,7 @@ class PlatformDns(pulumi.ComponentResource):
                 zone=zone_spec(cfg),
                 keys=keys,
                 storage_size=cfg.dns.storage_size,
-                storage_class=cfg.dns.storage_class,
+                storage_class=cfg.storage_class(cfg.dns.storage_class),
                 load_balancer_ip=cfg.dns_ip,
                 depends_on=[*args.depends_on, self.namespace, *delegation],
             ),

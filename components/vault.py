@@ -159,7 +159,9 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
                     }]
                 }
             },
-            "dataStorage": {"enabled": True, "size": cfg.vault.storage_size},
+            # The class is always named: the management cluster has no default StorageClass.
+            # Ref: hashicorp/vault-helm values.yaml server.dataStorage.storageClass (null = default).
+            "dataStorage": {"enabled": True, "size": cfg.vault.storage_size, "storageClass": cfg.storage_class()},
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             "auditStorage": {"enabled": False},  # the audit device writes to stdout
             "authDelegator": {"enabled": True},  # Kubernetes auth: TokenReview with Vault's SA

@@ -14,14 +14,25 @@ from stacks.mocks import RecordingMonitor
 
 
 class TimeoutRecordingMonitor(RecordingMonitor):
-    """Also records each registration's custom timeouts (the engine receives them the same way)."""
+    """Also records each registration's custom timeouts and aliases (as the engine receives them)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.timeouts: dict[str, dict[str, str]] = {}
+        self.aliases: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
+        found_aliases = []
+        for a in request.aliases:  # alias specs: the engine turns them into URNs the same way
+            if a.WhichOneof("alias") == "urn":
+                found_aliases.append(a.urn)
+            elif a.spec.parentUrn:
+                found_aliases.append(f"{a.spec.parentUrn.split('::')[0]}::{a.spec.parentUrn.split('::')[1]}::"
+                                     f"{a.spec.parentUrn.split('::')[2]}${a.spec.type or request.type}"
+                                     f"::{a.spec.name or request.name}")
+        if found_aliases:
+            self.aliases[response.urn] = found_aliases
         ct = request.customTimeouts
         found = {k: getattr(ct, k) for k in ("create", "update", "delete") if getattr(ct, k)}
         if found:
@@ -228,3 +239,105 @@ def test_a_kubeconfig_without_a_ca_is_refused():
 
     with pytest.raises(BootstrapError, match="certificate-authority-data"):
         endpoint_from_kubeconfig("clusters: [{name: c, cluster: {server: 'https://x:6443'}}]\n")
+
+
+# --- storage on the management cluster (item 1) ----------------------------------------------
+
+def _k8s_kind(r) -> str | None:
+    return r.type.rsplit(":", 1)[-1] if r.type.startswith("kubernetes:") and r.custom else None
+
+
+def _persistence_blocks(values: Any, path: str = "values"):
+    """Every enabled persistence block of a chart's values (``{enabled: true, size: ...}``)."""
+    if isinstance(values, dict):
+        if values.get("enabled") is True and "size" in values:
+            yield path, values
+        for k, v in values.items():
+            yield from _persistence_blocks(v, f"{path}.{k}")
+    elif isinstance(values, list):
+        for i, v in enumerate(values):
+            yield from _persistence_blocks(v, f"{path}[{i}]")
+
+
+def management_claims(mon) -> list[tuple[Any, str, Any]]:
+    """(resource, where, storage class) of every volume claim the program makes on the management
+    cluster: StatefulSet claim templates, PVCs and DataVolumes, chart persistence blocks, CDI
+    scratch space, tenant VM disk templates (DataVolumes CAPK creates there)."""
+    from stacks.mocks import plain
+
+    (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
+    claims = []
+    for r in mon.registrations.values():
+        if r.provider_urn != mgmt.urn:
+            continue
+        inputs = plain(r.inputs)
+        kind = _k8s_kind(r)
+        if r.type == "kubernetes:helm.sh/v3:Release":
+            for where, block in _persistence_blocks(inputs.get("values") or {}):
+                claims.append((r, where, block.get("storageClass")))
+        elif kind == "StatefulSet":
+            for i, t in enumerate(inputs["spec"].get("volumeClaimTemplates") or []):
+                claims.append((r, f"spec.volumeClaimTemplates[{i}]", t["spec"].get("storageClassName")))
+        elif kind == "PersistentVolumeClaim":
+            claims.append((r, "spec", inputs["spec"].get("storageClassName")))
+        elif kind == "DataVolume":
+            spec = inputs["spec"].get("storage") or inputs["spec"].get("pvc") or {}
+            claims.append((r, "spec.storage", spec.get("storageClassName")))
+        elif kind == "CDI":
+            claims.append((r, "spec.config.scratchSpaceStorageClass",
+                           inputs["spec"]["config"].get("scratchSpaceStorageClass")))
+        elif kind == "KubevirtMachineTemplate":
+            vm = inputs["spec"]["template"]["spec"]["virtualMachineTemplate"]["spec"]
+            for i, dv in enumerate(vm.get("dataVolumeTemplates") or []):
+                claims.append((r, f"dataVolumeTemplates[{i}]", dv["spec"]["storage"].get("storageClassName")))
+    return claims
+
+
+def test_every_claim_on_the_management_cluster_names_a_class_the_program_creates_and_waits_for_it(prod):
+    from stacks.mocks import plain
+
+    mon = prod
+    (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
+    classes = {plain(r.inputs)["metadata"]["name"]: r for r in mon.registrations.values()
+               if _k8s_kind(r) == "StorageClass" and r.provider_urn == mgmt.urn}
+    (provisioner,) = [r for r in mon.registrations.values()
+                      if _k8s_kind(r) == "Deployment" and r.provider_urn == mgmt.urn
+                      and plain(r.inputs)["metadata"]["name"] == "local-path-provisioner"]
+    claims = management_claims(mon)
+    kinds = {_k8s_kind(r) for r, _, _ in claims}
+    # Bind9, Vault and Authentik's PostgreSQL (Helm releases), CDI scratch space, tenant VM disks.
+    assert {"StatefulSet", "Release", "CDI", "KubevirtMachineTemplate"} <= kinds
+    assert {r.name for r, _, _ in claims if r.type == "kubernetes:helm.sh/v3:Release"} >= {"vault", "authentik"}
+    for r, where, storage_class in claims:
+        assert storage_class in classes, f"{r.name} {where}: StorageClass {storage_class!r} is not created"
+        assert mon.depends_on(r, classes[storage_class]), f"{r.name} does not wait for its StorageClass"
+        assert mon.depends_on(r, provisioner), f"{r.name} does not wait for the local-path provisioner"
+
+
+def test_the_storage_class_is_overridable_and_an_override_the_program_cannot_honour_is_refused():
+    from stacks.config import ConfigError
+    from tests.helpers.factories import base_raw, config, plan
+
+    raw = base_raw()
+    raw["managementCluster"] = {**raw["managementCluster"], "storageClass": "node-local"}
+    mon = plan(raw).monitor
+    claims = management_claims(mon)
+    assert claims and {c for _, _, c in claims} == {"node-local"}
+    with pytest.raises(ConfigError, match=r"dns\.storageClass: 'fast' is not a StorageClass of this cluster"):
+        config(base_raw(dns={"storageClass": "fast"}))
+    # On a cluster where the program creates no StorageClass, a service may name the cluster's own.
+    existing = base_raw(managementCluster={"name": "dev", "provisioner": "existing",
+                                           "loadBalancerIps": ["172.18.255.200/29"]}, dns={"storageClass": "fast"})
+    assert config(existing).storage_class(config(existing).dns.storage_class) == "fast"
+
+
+def test_local_storage_is_a_platform_service_keeping_its_resource_names(prod):
+    """It moved out of Virtualization: its name (hence its children's URNs) is kept and the
+    component is aliased to its old parent."""
+    storage = prod.named("virtualization-local-storage")
+    assert storage.type == "weebo:storage:LocalStorage"
+    assert "Virtualization" not in storage.parent
+    assert prod.aliases[storage.urn] == [
+        "urn:pulumi:prod::weebo-platform::weebo:virtualization:Virtualization$weebo:storage:LocalStorage"
+        "::virtualization-local-storage"
+    ]

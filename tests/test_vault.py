@@ -74,7 +74,7 @@ def test_certificate_from_the_internal_ca_and_awaited():
 
 def test_persistent_storage_is_kept():
     values = v.values(config(base_raw(vault={"storageSize": "50Gi"})))
-    assert values["server"]["dataStorage"] == {"enabled": True, "size": "50Gi"}
+    assert values["server"]["dataStorage"] == {"enabled": True, "size": "50Gi", "storageClass": "local-path"}
     assert values["server"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
 
