@@ -341,3 +341,18 @@ def test_local_storage_is_a_platform_service_keeping_its_resource_names(prod):
         "urn:pulumi:prod::weebo-platform::weebo:virtualization:Virtualization$weebo:storage:LocalStorage"
         "::virtualization-local-storage"
     ]
+
+
+def test_the_documented_unseal_command_targets_the_unseal_resource(prod):
+    """README's command for a sealed Vault names the URN the program registers (the unseal
+    resource's parent is the Vault component, so the mock engine's URN is the real one)."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    targets = re.findall(r"pulumi up -s prod --target '([^']+)'", readme)
+    (unseal,) = prod.of_type("pulumi-python:dynamic/weebo:VaultUnseal")
+    assert targets == [unseal.urn]
+    # Alone means alone: nothing it depends on is a pulumi_vault resource or provider.
+    assert not any(prod.depends_on(unseal, r) for r in prod.registrations.values()
+                   if r.type.startswith("vault:") or r.type == "pulumi:providers:vault")
