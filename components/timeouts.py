@@ -1,14 +1,16 @@
 """The long waits of one ``pulumi up``, in one place, and what must outlive them.
 
-The ``pulumi_vault`` provider does not use the root token directly: when it is configured (right
-after Vault is initialised and unsealed) it mints one child token for the rest of the run, valid
-``max_lease_ttl_seconds``. Every Vault resource registered later in the same run - the tenants'
-auth mounts and roles, which wait for their control planes - uses that token, so it must outlive
-the longest chain of waits that can follow it.
+The ``pulumi_vault`` provider does not use the root token directly: the first time a Vault
+resource uses it in a run, it mints one child token for the rest of the run, valid
+``max_lease_ttl_seconds``, not renewable, with that explicit maximum. Every Vault resource
+registered later in the same run - the tenants' auth mounts and roles, which wait for their
+control planes - uses that token, so it must outlive the longest chain of waits that can follow.
 
-Ref: Pulumi registry, HashiCorp Vault provider "Using Vault credentials in Pulumi configuration"
-(pulumi.com/registry/packages/vault): "the provider requests a Vault token with a relatively-short
-TTL (20 minutes, by default)"; ``max_lease_ttl_seconds`` sets it; too short gives permission denied.
+Ref: hashicorp/terraform-provider-vault v5.10.1 (the commit pulumi/pulumi-vault's upstream
+submodule pins) internal/provider/meta.go: ``NewProviderMeta`` (no client at configure time),
+``createChildToken`` (``TTL`` and ``ExplicitMaxTTL`` = ``max_lease_ttl_seconds``, default 1200,
+``Renewable: false``); Pulumi registry, HashiCorp Vault provider: too short a TTL gives
+"permission denied".
 """
 
 from __future__ import annotations
