@@ -122,7 +122,10 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
                 "secretKeys": {"adminPasswordKey": KEY_DB_ADMIN_PASSWORD, "userPasswordKey": KEY_DB_PASSWORD},
             },
             "primary": {
-                "persistence": {"enabled": True, "size": ak.storage_size},
+                # Named: the management cluster has no default StorageClass. Ref: authentik chart
+                # values.yaml (postgresql.primary.persistence.storageClass, commented example) and
+                # bitnami/charts bitnami/postgresql/values.yaml primary.persistence.storageClass.
+                "persistence": {"enabled": True, "size": ak.storage_size, "storageClass": cfg.storage_class()},
                 # StatefulSet deletion or scale-down never deletes the database volume.
                 "persistentVolumeClaimRetentionPolicy": {
                     "enabled": True, "whenDeleted": "Retain", "whenScaled": "Retain",

@@ -194,7 +194,7 @@ def _restricted_container_security() -> dict[str, Any]:
 
 
 def statefulset_spec(
-    spec: ZoneSpec, *, config_map: str, keys_secret: str, storage_size: str, storage_class: str | None
+    spec: ZoneSpec, *, config_map: str, keys_secret: str, storage_size: str, storage_class: str
 ) -> dict[str, Any]:
     """The StatefulSet spec (camelCase, as the API takes it)."""
     zone_path = f"{DATA_DIR}/{spec.zone_file}"
@@ -210,9 +210,9 @@ def statefulset_spec(
     volume_claim: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": storage_size}},
+        # Always named: the management cluster has no default StorageClass (issue 13).
+        "storageClassName": storage_class,
     }
-    if storage_class:
-        volume_claim["storageClassName"] = storage_class
     mounts_common = [{"name": "data", "mountPath": DATA_DIR}]
     return {
         "replicas": 1,  # one primary: the zone is written by dynamic updates, not replicated
@@ -348,7 +348,7 @@ class Bind9Args:
     zone: ZoneSpec
     keys: Mapping[str, pulumi.Output[str]]  # TSIG key name -> base64 secret (Pulumi secrets)
     storage_size: str
-    storage_class: str | None = None
+    storage_class: str  # a StorageClass that exists on the cluster (PlatformConfig.storage_class)
     load_balancer_ip: str | None = None
     cluster_ip: str | None = None  # fixed ClusterIP of the Service (immutable once created)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)

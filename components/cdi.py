@@ -57,7 +57,7 @@ def cdi_cr(cfg: PlatformConfig) -> dict[str, Any]:
                 # volumes (local-path) with its own worker pods on an arbitrary node.
                 # Ref: CDI v1.66.0 doc/waitforfirstconsumer-storage-handling.md
                 "featureGates": ["HonorWaitForFirstConsumer"],
-                "scratchSpaceStorageClass": cfg.kubevirt.cdi_scratch_storage_class,
+                "scratchSpaceStorageClass": cfg.cdi_scratch_storage_class,
             },
             "imagePullPolicy": "IfNotPresent",
             "infra": linux,

@@ -25,6 +25,7 @@ from components.contracts import TALOS_API_PORT, TENANT_API_PORT
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.tenant_talos import TENANT_EXTENSIONS, schematic_yaml
+from components.timeouts import CAPI_PROVIDER_TIMEOUTS
 from stacks.config import PlatformConfig
 
 NAMESPACE = "capi-operator-system"
@@ -160,7 +161,7 @@ class ClusterApi(pulumi.ComponentResource):
                 f"{name}-{short}", provider_cr(p),
                 pulumi.ResourceOptions(
                     parent=self, provider=provider, depends_on=[pns, self.release, *args.depends_on],
-                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
+                    custom_timeouts=CAPI_PROVIDER_TIMEOUTS,
                 ),
             )
         # Every tenant node boots the same Talos image (TENANT_EXTENSIONS): one schematic,

@@ -1,5 +1,13 @@
-"""local-path-provisioner: node-local volumes on the Talos user volume, for CDI scratch space and
-kubevirt-csi infra volumes.
+"""local-path-provisioner: node-local volumes on the Talos user volume, and the StorageClass
+(``managementCluster.storageClass``, default ``local-path``) every volume of the management
+cluster names: Bind9's zone, Vault's raft data, Authentik's PostgreSQL, CDI scratch space, tenant
+VM disks and kubevirt-csi infra volumes.
+
+A platform service of its own, built right after Cilium (``stacks/environment.py``): everything
+that claims a volume waits for its Deployment and StorageClass, otherwise the claims stay Pending
+and every wait after them times out. It keeps its original name ``virtualization-local-storage``
+(it used to be a child of Virtualization) so that the URNs of its resources do not change; the
+component itself carries an alias to its old parent.
 
 Rendered from rancher/local-path-provisioner v0.0.37 deploy/local-path-storage.yaml (commit
 49b2be8e), with: volumes under the Talos ``UserVolumeConfig`` mount (``/opt`` is read-only on
@@ -22,6 +30,7 @@ import versions
 from components import network_policy as netpol
 from components.common import MANAGED_BY
 from components.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
+from stacks.config import PlatformConfig
 from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 
@@ -66,7 +75,12 @@ def provisioner_config() -> dict[str, Any]:
     return {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [LOCAL_PATH_HOST_DIR]}]}
 
 
-def manifests() -> list[dict[str, Any]]:
+def deploys_local_storage(cfg: PlatformConfig) -> bool:
+    """local-path-provisioner needs the Talos user volume: on by default on Talos only."""
+    return cfg.deploys_local_storage
+
+
+def manifests(storage_class_name: str = LOCAL_PATH_STORAGE_CLASS) -> list[dict[str, Any]]:
     """Every object of the provisioner except its namespace."""
     rbac = "rbac.authorization.k8s.io/v1"
     subject = [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]
@@ -142,19 +156,20 @@ def manifests() -> list[dict[str, Any]]:
                 },
             },
         }},
-        storage_class(),
+        storage_class(storage_class_name),
         netpol.allow_kube_apiserver_egress(NAMESPACE, APP_LABELS, **netpol.ANY_PORT_APISERVER_EGRESS),
     ]
 
 
-def storage_class() -> dict[str, Any]:
+def storage_class(name: str = LOCAL_PATH_STORAGE_CLASS) -> dict[str, Any]:
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {
-            "name": LOCAL_PATH_STORAGE_CLASS,
+            "name": name,
             "labels": dict(MANAGED_BY),
-            # Not the default: tenants and apps name their storage class explicitly.
+            # Not the default: every claim the program makes names it (PlatformConfig.storage_class),
+            # and a claim nobody named on purpose should not land on node-local disk.
             "annotations": {"storageclass.kubernetes.io/is-default-class": "false"},
         },
         "provisioner": PROVISIONER,
@@ -166,12 +181,15 @@ def storage_class() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class LocalStorageArgs:
+    storage_class: str = LOCAL_PATH_STORAGE_CLASS  # managementCluster.storageClass
     depends_on: Sequence[pulumi.Resource] = ()
 
 
 class LocalStorage(pulumi.ComponentResource):
     storage_class: pulumi.Resource
+    storage_class_name: str
     deployment: pulumi.Resource
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: LocalStorageArgs, provider: k8s.Provider,
                  opts: pulumi.ResourceOptions | None = None):
@@ -183,11 +201,14 @@ class LocalStorage(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
         created: dict[str, pulumi.Resource] = {}
-        for obj in manifests():
+        for obj in manifests(args.storage_class):
             role = f"{obj['kind'].lower()}-{obj['metadata']['name']}"
             deps = [ns] if obj["kind"] != "Deployment" else [ns, *created.values()]
             created[role] = register(f"{name}-{role}", obj, pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=deps)))
         self.deployment = created[f"deployment-{NAME}"]
-        self.storage_class = created[f"storageclass-{LOCAL_PATH_STORAGE_CLASS}"]
-        self.register_outputs({"storageClass": LOCAL_PATH_STORAGE_CLASS})
+        self.storage_class = created[f"storageclass-{args.storage_class}"]
+        self.storage_class_name = args.storage_class
+        # What a claim waits for: the class exists and the provisioner runs.
+        self.ready: list[pulumi.Resource] = [self.storage_class, self.deployment]
+        self.register_outputs({"storageClass": args.storage_class})

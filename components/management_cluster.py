@@ -2,7 +2,8 @@
 
 Order: Image Factory schematic -> per server (firewall -> BYOI reinstall) -> machine secrets ->
 machine configuration per node -> apply (after the reinstall) -> bootstrap (first control plane)
--> kubeconfig. Nothing here needs the servers during preview: every value that comes from the
+-> kubeconfig -> API readiness gate (``/readyz`` with the cluster CA; the kubeconfig handed on
+is its output). Nothing here needs the servers during preview: every value that comes from the
 factory or a node is an output, unknown until ``pulumi up``, and invokes with unknown inputs
 are not called.
 """
@@ -18,6 +19,7 @@ import pulumiverse_talos as talos
 import yaml
 
 from components.common import irreplaceable
+from components.kube_api_ready import KubeApiReady, KubeApiReadyArgs
 from components.ovh_server import OvhServer, OvhServerArgs, byoi_image_url
 from components.talos_patches import install_patch, management_node_patches, schematic
 from stacks.config import ManagementCluster as ManagementClusterConfig
@@ -26,6 +28,9 @@ from stacks.config import ServerNode
 # Time a freshly reinstalled server needs to boot Talos into maintenance mode (the apply retries).
 APPLY_TIMEOUT = "45m"
 BOOTSTRAP_TIMEOUT = "30m"
+# From the bootstrap call to a ready kube-apiserver: etcd bootstrap, control-plane images pulled
+# and static pods started on a fresh node, plus the endpoint's DNS records becoming visible.
+API_READY_TIMEOUT_SECONDS = 20 * 60
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class ManagementClusterArgs:
 
 
 class ManagementCluster(pulumi.ComponentResource):
-    kubeconfig: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]  # gated: known once the API answers (KubeApiReady)
+    api_ready: KubeApiReady
     talosconfig: pulumi.Output[str]
     endpoint: str
     node_addresses: list[str]
@@ -132,9 +138,17 @@ class ManagementCluster(pulumi.ComponentResource):
         )
         # The kubeconfig names the endpoint: whoever uses it also waits for the endpoint's DNS.
         endpoint_records = [s.endpoint_record for s in self.servers.values() if s.endpoint_record is not None]
-        self.kubeconfig = pulumi.Output.secret(
+        raw_kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(kubeconfig.kubeconfig_raw, *[r.id for r in endpoint_records]).apply(lambda v: v[0])
         )
+        # The Talos kubeconfig exists long before kube-apiserver answers (components/kube_api_ready.py):
+        # the kubeconfig handed on is the gate's output, known once /readyz answered with the cluster CA.
+        self.api_ready = KubeApiReady(
+            f"{name}-api-ready",
+            KubeApiReadyArgs(kubeconfig=raw_kubeconfig, timeout_seconds=API_READY_TIMEOUT_SECONDS),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap, kubeconfig, *endpoint_records]),
+        )
+        self.kubeconfig = pulumi.Output.secret(self.api_ready.kubeconfig)
         talosconfig = talos.client.get_configuration_output(
             cluster_name=cfg.name,
             client_configuration=client_configuration,

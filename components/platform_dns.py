@@ -280,7 +280,7 @@ class PlatformDns(pulumi.ComponentResource):
                 zone=zone_spec(cfg),
                 keys=keys,
                 storage_size=cfg.dns.storage_size,
-                storage_class=cfg.dns.storage_class,
+                storage_class=cfg.storage_class(cfg.dns.storage_class),
                 load_balancer_ip=cfg.dns_ip,
                 # cert-manager's DNS-01 self-check asks Bind9 at this address (cert_manager.values).
                 cluster_ip=bind9_cluster_ip(cfg),

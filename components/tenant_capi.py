@@ -155,7 +155,7 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
                                 "storage": {
                                     "accessModes": ["ReadWriteOnce"],
                                     "resources": {"requests": {"storage": f"{shape.disk_gib}Gi"}},
-                                    "storageClassName": cfg.kubevirt_csi.infra_storage_class,
+                                    "storageClassName": cfg.infra_storage_class,
                                 },
                             },
                         }],

@@ -72,13 +72,15 @@ from components.tenant_policies import limit_range, network_policies, resource_q
 from components.tenant_storage import CONTROLLER_LABELS, TenantStorage, TenantStorageArgs
 from components.tenant_secrets import TenantClusterSecrets, TenantClusterSecretsArgs
 from components.tenant_vpn import TenantClusterVpn, TenantClusterVpnArgs
+from components.timeouts import TENANT_CLUSTER_DELETE_TIMEOUTS, TENANT_CONTROL_PLANE_TIMEOUTS
 from components.vault import Vault
 from stacks.config import PlatformConfig, Tenant
 
 # The control plane answers once its first VM imported its disk, booted and bootstrapped etcd.
 CONTROL_PLANE_INITIALIZED = "jsonpath={.status.initialized}=true"
-CONTROL_PLANE_TIMEOUTS = pulumi.CustomTimeouts(create="45m", update="45m", delete="30m")
-CLUSTER_DELETE_TIMEOUTS = pulumi.CustomTimeouts(delete="45m")  # CAPI drains and deletes every VM
+# In components/timeouts.py, with what must outlive them (the Vault provider token).
+CONTROL_PLANE_TIMEOUTS = TENANT_CONTROL_PLANE_TIMEOUTS
+CLUSTER_DELETE_TIMEOUTS = TENANT_CLUSTER_DELETE_TIMEOUTS  # CAPI drains and deletes every VM
 
 
 @dataclass(frozen=True)

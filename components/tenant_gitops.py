@@ -29,6 +29,7 @@ from components.k8s_objects import register as k8s_object
 from components.k8s_objects import service_account_with_cluster_role
 from components.tenant_storage import token_secret
 from components.tenant_talos import KUBEPRISM_PORT
+from components.timeouts import TENANT_CNI_APPLICATION_TIMEOUTS
 from stacks.config import PlatformConfig, Tenant, TenantApp
 
 ARGOCD_API = "argoproj.io/v1alpha1"
@@ -237,7 +238,7 @@ class TenantGitOps(pulumi.ComponentResource):
             f"{name}-app-cilium", cilium_application(cfg, tenant),
             pulumi.ResourceOptions.merge(local, pulumi.ResourceOptions(
                 depends_on=[cluster_secret, project],
-                custom_timeouts=pulumi.CustomTimeouts(create="30m", update="30m"))),
+                custom_timeouts=TENANT_CNI_APPLICATION_TIMEOUTS)),
         )
         for obj in app_applications(cfg, tenant):
             k8s_object(f"{name}-app-{obj['metadata']['name'].removeprefix(tenant.name + '-')}", obj,

@@ -60,7 +60,7 @@ def storage_class_enforcement(cfg: PlatformConfig) -> str:
     """Tenants may only provision on the configured infra storage class, whatever StorageClass
     they write in their cluster (util.StorageClassEnforcement: allowList/allowAll/allowDefault)."""
     return yaml_text({"allowAll": False, "allowDefault": False,
-                      "allowList": [cfg.kubevirt_csi.infra_storage_class]})
+                      "allowList": [cfg.infra_storage_class]})
 
 
 def _meta(name: str, ns: str | None = None, labels: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -361,7 +361,7 @@ def tenant_objects(cfg: PlatformConfig, tenant: Tenant) -> list[dict[str, Any]]:
          "metadata": _meta(cfg.kubevirt_csi.tenant_storage_class,
                            annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
          "provisioner": DRIVER,
-         "parameters": {"infraStorageClassName": cfg.kubevirt_csi.infra_storage_class, "bus": "scsi"},
+         "parameters": {"infraStorageClassName": cfg.infra_storage_class, "bus": "scsi"},
          "reclaimPolicy": "Delete",
          "allowVolumeExpansion": True,
          "volumeBindingMode": "WaitForFirstConsumer"},

@@ -12,8 +12,9 @@ Bootstrap order (``pulumi up`` on a brand-new environment):
    the unsealed leader (kubernetes service registration labels);
 4. one Service per pod + IngressRoutes (public host, and per-pod routes selected by the
    ``X-Weebo-Vault-Pod`` header, limited to the operator ranges);
-5. ``VaultInit`` (components/vault_bootstrap.py): init + unseal, root token and unseal keys kept
-   only as Pulumi secrets - the design and its threat model are documented there;
+5. ``VaultInit`` then ``VaultUnseal`` (components/vault_bootstrap.py): init (root token and
+   unseal keys kept only as Pulumi secrets, in the state as soon as ``sys/init`` answers), then
+   unseal and wait for the active node - the design and its threat model are documented there;
 6. ``VaultConfig`` (components/vault_config.py) with a ``pulumi_vault`` provider built from the
    root token: KV v2, audit device, OIDC (waits for Authentik's ``vault`` application through
    the client secret it receives), Kubernetes auth, per-tenant policies.
@@ -26,8 +27,8 @@ scale-down, and ``helm uninstall`` never deletes volumeClaimTemplate PVCs. The S
 reclaim policy is the remaining layer (outside this component).
 
 TLS rotation: Vault reads its certificate at start (or SIGHUP). The certificate lasts a year
-and is renewed 30 days before expiry: restart the Vault pods within that window, then
-``pulumi up --refresh`` unseals them.
+and is renewed 30 days before expiry: restart the Vault pods within that window; the next
+``pulumi up`` unseals them (``VaultUnseal`` checks the seal status in every diff).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.traefik import route_metadata
 from components.protected import IrreplaceableState
-from components.vault_bootstrap import POD_HEADER, VaultInit, VaultInitArgs
+from components.vault_bootstrap import POD_HEADER, VaultInit, VaultInitArgs, VaultUnseal, VaultUnsealArgs
 from components.vault_config import VaultConfig, VaultConfigArgs
 from stacks.config import PlatformConfig
 
@@ -159,7 +160,9 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
                     }]
                 }
             },
-            "dataStorage": {"enabled": True, "size": cfg.vault.storage_size},
+            # The class is always named: the management cluster has no default StorageClass.
+            # Ref: hashicorp/vault-helm values.yaml server.dataStorage.storageClass (null = default).
+            "dataStorage": {"enabled": True, "size": cfg.vault.storage_size, "storageClass": cfg.storage_class()},
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             "auditStorage": {"enabled": False},  # the audit device writes to stdout
             "authDelegator": {"enabled": True},  # Kubernetes auth: TokenReview with Vault's SA
@@ -279,6 +282,7 @@ class Vault(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     address: str
     init: VaultInit
+    unseal: VaultUnseal
     ready: pulumi.Resource
     config: VaultConfig
     provider: pulumi_vault.Provider
@@ -347,11 +351,25 @@ class Vault(pulumi.ComponentResource):
             ),
             opts=irreplaceable(parent=self, depends_on=[self.release, *routing, *args.dns_ready]),
         )
-        self.ready = self.init
+        # Every run: unseal what is sealed. Its own resource, so that sys/init's keys are in the
+        # state before anything can fail, and so that it can run alone (README, sealed Vault).
+        self.unseal = VaultUnseal(
+            f"{name}-unseal",
+            VaultUnsealArgs(
+                address=self.address,
+                pods=pod_names(cfg),
+                unseal_keys=self.init.unseal_keys,
+                key_threshold=self.init.key_threshold,
+                verify_tls=verify_tls,
+                timeout_seconds=cfg.vault.bootstrap_timeout_seconds,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init, self.release, *routing]),
+        )
+        self.ready = self.unseal
         self.config = VaultConfig(
             f"{name}-config",
             VaultConfigArgs(config=cfg, address=self.address, token=self.init.root_token, oidc=args.oidc,
-                            depends_on=[self.init], verify_tls=verify_tls),
+                            depends_on=[self.unseal], verify_tls=verify_tls),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.provider = self.config.provider

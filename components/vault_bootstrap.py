@@ -2,17 +2,34 @@
 
 Design (config ``vault.unseal: shamir-bootstrap``)
 -------------------------------------------------
-``VaultInit`` is a Pulumi dynamic resource. On ``pulumi up`` (never during preview) it calls
-Vault's HTTP API from the machine running Pulumi, through the platform ingress:
+Two Pulumi dynamic resources. On ``pulumi up`` (never during preview) they call Vault's HTTP API
+from the machine running Pulumi, through the platform ingress:
+
+``VaultInit`` (protected, retained on delete) - one action, once:
 
 1. ``GET /v1/sys/init`` on ``vault-0`` until it answers (pods scheduled, TLS, DNS, ingress);
    a Vault that is already initialised is an error: Pulumi would not hold its keys.
 2. ``PUT /v1/sys/init`` with ``key_shares``/``key_threshold``: the unseal keys and the initial
-   root token come back in the response body only.
-3. ``PUT /v1/sys/unseal`` with ``threshold`` keys on every pod, ``vault-0`` first; the other
-   pods join the raft cluster through ``retry_join`` while being unsealed.
+   root token come back in the response body only, and ``create`` returns them at once.
+
+Why a resource of its own: a dynamic provider's ``create`` records outputs only when it
+returns. Had it gone on to unseal and wait, any failure after ``sys/init`` (a pod that does not
+join, a timeout) would have lost the only copy of the keys, and the next run would refuse an
+initialised Vault. Now the keys are in the state the moment ``sys/init`` answered.
+
+``VaultUnseal`` (depends on ``VaultInit``; its keys are an input) - every run:
+
+3. ``PUT /v1/sys/unseal`` with ``threshold`` keys on every sealed pod, ``vault-0`` first; the
+   other pods join the raft cluster through ``retry_join`` while being unsealed.
 4. Wait until the active endpoint (``https://vault.<zone>/v1/sys/health``) answers 200, so the
-   ``pulumi_vault`` provider built from the root token finds a leader.
+   ``pulumi_vault`` provider (which depends on this resource) finds a leader.
+
+Its ``diff`` asks every pod for ``sys/seal-status`` (unauthenticated) and reports a change
+unless every pod answers "unsealed": a Vault sealed by a reboot is unsealed by the next
+``pulumi up``. It needs nothing but its own inputs: no ``pulumi_vault`` provider, no Kubernetes
+API, so it can be run alone while Vault is sealed (README "Vault: unseal design", an
+``up --target`` of this resource). Changing ``keyShares``/``keyThreshold`` after initialisation
+has no effect (re-keying is an operator procedure: ``vault operator rekey``).
 
 Individual pods are addressed through the public host with the header
 ``X-Weebo-Vault-Pod: vault-N`` (one Traefik route and one Service per pod, see
@@ -20,15 +37,10 @@ Individual pods are addressed through the public host with the header
 unauthenticated endpoints every Vault pod serves anyway, and the per-pod routes are further
 restricted to ``managementCluster.operatorSourceRanges`` when set.
 
-The unseal keys (base64) and root token are outputs of the resource, declared
-``additional_secret_outputs``: encrypted in the stack state by the stack's secrets provider,
-shown as ``[secret]`` in previews and plans, never written to the cluster (no Kubernetes
-Secret, no ConfigMap, no Helm value) and never logged.
-
-A Vault pod that restarts comes back sealed. ``pulumi up --refresh`` repairs it: ``read``
-reports the sealed pods, ``diff`` turns that into an update, ``update`` unseals them with the
-keys from the state. Changing ``keyShares``/``keyThreshold`` after initialisation has no effect
-(re-keying is an operator procedure: ``vault operator rekey``).
+The unseal keys (base64) and root token are outputs of ``VaultInit`` (and the keys an input of
+``VaultUnseal``), declared ``additional_secret_outputs`` and passed as secrets: encrypted in the
+stack state by the stack's secrets provider, shown as ``[secret]`` in previews and plans, never
+written to the cluster (no Kubernetes Secret, no ConfigMap, no Helm value) and never logged.
 
 Threat model
 ------------
@@ -39,8 +51,9 @@ Threat model
   knowledge between key holders (all shares live in one place). Upgrading to split custody
   means initialising with PGP keys (``pgp_keys``), outside this design.
 * The root token is the credential of the ``pulumi_vault`` provider. The provider uses it only
-  to mint short-lived child tokens (``skip_child_token`` stays false). Rotating it:
-  ``vault operator generate-root`` and ``pulumi state`` edit, or re-initialising a new Vault.
+  to mint one child token per run (``skip_child_token`` stays false; its lifetime is sized in
+  ``components/timeouts.py``). Rotating it: ``vault operator generate-root`` and ``pulumi state``
+  edit, or re-initialising a new Vault.
 * In transit, the init response and unseal keys cross the Internet inside TLS to Traefik
   (publicly trusted certificate), then Traefik -> Vault TLS verified against the internal CA.
   Traefik sees them in clear, as it sees every Vault API call (tokens, secrets) anyway.
@@ -48,8 +61,8 @@ Threat model
   one and outside this cluster; OVH offers no KMS seal supported by Vault (platform notes).
   Keeping the keys in a Kubernetes Secret for an in-cluster unsealer would put them next to
   the data they protect (etcd backups, anyone with ``get secrets`` in the namespace).
-* A ``pulumi destroy`` or a lost state loses the keys: the resource is protected and
-  retained on delete, and the Vault namespace, release and PVCs are protected too.
+* A ``pulumi destroy`` or a lost state loses the keys: ``VaultInit`` is protected and retained
+  on delete, and the Vault namespace, release and PVCs are protected too.
 
 Preview of a brand-new environment: a dynamic resource is not created during preview, so its
 outputs (and the ``pulumi_vault`` provider's token) are unknown and nothing contacts Vault.
@@ -69,10 +82,11 @@ from components.bootstrap_http import BootstrapError, NotYet, Response, request_
 POD_HEADER = "X-Weebo-Vault-Pod"
 
 
-def _call(props: dict[str, Any], method: str, path: str, pod: str | None = None, body: Any = None) -> Response:
+def _call(props: dict[str, Any], method: str, path: str, pod: str | None = None, body: Any = None,
+          timeout: float = 15.0) -> Response:
     headers = {POD_HEADER: pod} if pod else {}
     return request_json(method, props["address"].rstrip("/") + path, headers=headers, body=body,
-                        verify_tls=bool(props["verify_tls"]))
+                        verify_tls=bool(props["verify_tls"]), timeout=timeout)
 
 
 def _interval(props: dict[str, Any]) -> float:
@@ -146,44 +160,74 @@ def _unseal_all(props: dict[str, Any], keys: Sequence[str]) -> None:
     _wait_active(props)
 
 
+# How long a diff or refresh waits for one pod's seal status: they run in every preview.
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+def sealed_pods(props: dict[str, Any]) -> list[str] | None:
+    """Pods that are not known to be unsealed; None when Vault cannot be asked at all."""
+    sealed = []
+    try:
+        for pod in props.get("pods") or []:
+            resp = _call(props, "GET", "/v1/sys/seal-status", pod, timeout=PROBE_TIMEOUT_SECONDS)
+            if resp.status != 200 or not isinstance(resp.body, dict) or resp.body.get("sealed") is not False:
+                sealed.append(pod)  # sealed, or not up yet (a pod that restarts comes back sealed)
+    except OSError:
+        return None
+    return sealed
+
+
 class _VaultInitProvider(dynamic.ResourceProvider):
+    """``sys/init``, once. Returns the key material as soon as Vault hands it over."""
+
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         keys, root_token = _initialise(props)
-        _unseal_all(props, keys)
-        outs = {**props, "unseal_keys": keys, "root_token": root_token, "sealed_pods": []}
-        return dynamic.CreateResult(id_=props["address"], outs=outs)
+        return dynamic.CreateResult(id_=props["address"], outs={**props, "unseal_keys": keys, "root_token": root_token})
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        # ``pulumi refresh``: record which pods are sealed. Unreachable means "unknown": keep the
-        # state as it is rather than failing the refresh.
-        sealed = []
-        try:
-            for pod in props.get("pods", []):
-                if _seal_status(props, pod).get("sealed"):
-                    sealed.append(pod)
-        except (NotYet, OSError):
-            return dynamic.ReadResult(id_, props)
-        return dynamic.ReadResult(id_, {**props, "sealed_pods": sealed})
+        # Initialisation is a fact of the past: nothing to refresh, and refresh never needs Vault.
+        return dynamic.ReadResult(id_, props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        changed = bool(olds.get("sealed_pods")) or any(
-            olds.get(k) != news.get(k) for k in ("address", "pods", "verify_tls", "timeout_seconds")
-        )
-        # keyShares/keyThreshold only matter at initialisation; nothing is ever replaced.
-        return dynamic.DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+        # Nothing here can change after sys/init (shares and threshold included): never updated,
+        # never replaced. Seal state belongs to VaultUnseal.
+        return dynamic.DiffResult(changes=False, replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        keys = list(olds["unseal_keys"])
-        merged = {**news, "key_threshold": olds["key_threshold"]}
-        _unseal_all(merged, keys)
-        return dynamic.UpdateResult(outs={
-            **news, "key_shares": olds["key_shares"], "key_threshold": olds["key_threshold"],
-            "unseal_keys": keys, "root_token": olds["root_token"], "sealed_pods": [],
-        })
+        return dynamic.UpdateResult(outs={**olds})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # Forgetting the keys does not touch Vault; the resource is retained on delete anyway.
         return None
+
+
+class _VaultUnsealProvider(dynamic.ResourceProvider):
+    """Unseal every pod with the keys it is given and wait for the active node."""
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        _unseal_all(props, list(props["unseal_keys"]))
+        return dynamic.CreateResult(id_=props["address"], outs={**props, "sealed_pods": []})
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        # ``pulumi refresh``: record which pods are sealed. Unreachable means "unknown": keep the
+        # state as it is rather than failing the refresh.
+        sealed = sealed_pods(props)
+        return dynamic.ReadResult(id_, props if sealed is None else {**props, "sealed_pods": sealed})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        # Asked again in every preview and up: a reboot seals Vault without Pulumi noticing. A
+        # Vault that cannot be asked is not known to be unsealed either: the update waits for it
+        # (bounded by timeout_seconds) rather than letting every Vault resource fail on it.
+        moved = any(olds.get(k) != news.get(k) for k in ("address", "pods", "verify_tls"))
+        sealed = sealed_pods(news)
+        return dynamic.DiffResult(changes=moved or sealed is None or bool(sealed),
+                                  replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(outs=self.create(news).outs)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        return None  # Vault stays as it is
 
 
 @dataclass(frozen=True)
@@ -202,7 +246,7 @@ class VaultInit(dynamic.Resource, module="weebo", name="VaultInit"):
 
     root_token: pulumi.Output[str]
     unseal_keys: pulumi.Output[list[str]]
-    sealed_pods: pulumi.Output[list[str]]
+    key_threshold: pulumi.Output[int]
 
     SECRET_OUTPUTS = ("root_token", "unseal_keys")
 
@@ -225,6 +269,41 @@ class VaultInit(dynamic.Resource, module="weebo", name="VaultInit"):
                 "poll_interval_seconds": args.poll_interval_seconds,
                 "root_token": None,
                 "unseal_keys": None,
+            },
+            opts,
+        )
+
+
+@dataclass(frozen=True)
+class VaultUnsealArgs:
+    address: str
+    pods: Sequence[str]
+    unseal_keys: pulumi.Input[Sequence[str]]  # VaultInit.unseal_keys (secret)
+    # VaultInit.key_threshold: the threshold Vault was initialised with, whatever the config says now.
+    key_threshold: pulumi.Input[int]
+    verify_tls: bool = True
+    timeout_seconds: int = 900
+    poll_interval_seconds: int = 5
+
+
+class VaultUnseal(dynamic.Resource, module="weebo", name="VaultUnseal"):
+    """Unsealed Vault with an active node; ``sealed_pods`` after a refresh."""
+
+    sealed_pods: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: VaultUnsealArgs, opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["unseal_keys"]))
+        super().__init__(
+            _VaultUnsealProvider(),
+            name,
+            {
+                "address": args.address,
+                "pods": list(args.pods),
+                "unseal_keys": pulumi.Output.secret(args.unseal_keys),
+                "key_threshold": args.key_threshold,
+                "verify_tls": args.verify_tls,
+                "timeout_seconds": args.timeout_seconds,
+                "poll_interval_seconds": args.poll_interval_seconds,
                 "sealed_pods": None,
             },
             opts,

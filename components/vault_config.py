@@ -29,6 +29,7 @@ import pulumi_vault as vault
 
 from components.contracts import OIDC_GROUPS_CLAIM, OidcClient
 from components.identity import group_names, oidc_application_specs
+from components.timeouts import vault_token_ttl_seconds
 from stacks.config import PlatformConfig
 
 OIDC_PATH = "oidc"
@@ -137,7 +138,7 @@ class VaultConfigArgs:
     address: str  # public URL of Vault
     token: pulumi.Output[str]  # root token from VaultInit (secret)
     oidc: OidcClient  # Authentik's "vault" application
-    depends_on: Sequence[pulumi.Resource] = ()  # VaultInit: Vault initialised, unseal, active
+    depends_on: Sequence[pulumi.Resource] = ()  # VaultUnseal: Vault unsealed with an active node
     verify_tls: bool = True
 
 
@@ -166,10 +167,14 @@ class VaultConfig(pulumi.ComponentResource):
             address=args.address,
             token=pulumi.Output.secret(args.token),
             skip_tls_verify=not args.verify_tls,
-            # The root token only mints short-lived child tokens for each run.
+            # The root token only mints one child token per run; it must outlive the run
+            # (tenants' control planes included), see components/timeouts.py.
             skip_child_token=False,
-            max_lease_ttl_seconds=1800,
-            opts=pulumi.ResourceOptions(parent=self),
+            max_lease_ttl_seconds=vault_token_ttl_seconds(),
+            # Every pulumi_vault resource uses this provider: none is diffed before Vault is
+            # unsealed in this run (the provider waits for VaultUnseal), so a `pulumi up
+            # --skip-preview` of a sealed Vault unseals it first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.depends_on))
 

@@ -266,6 +266,12 @@ class ManagementCluster(Model):
         description="Must be true, on purpose, for a change that reinstalls (wipes) a server.",
     )
     cdi_scratch_volume_size: Quantity = "100Gi"
+    storage_class: DnsLabel = Field(
+        default="local-path",
+        description="StorageClass of every volume on the management cluster (Bind9, Vault, Authentik's "
+        "PostgreSQL, CDI scratch space, tenant VM disks); the program creates it (local-path-provisioner, "
+        "see kubevirt.localPathProvisioner), otherwise it must exist on the cluster.",
+    )
     existing: ExistingCluster | None = None
     local_volume_disk_selector: str = Field(
         default="!system_disk",
@@ -414,7 +420,9 @@ class Dns(Model):
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = "hmac-sha256"
     storage_size: Quantity = "1Gi"
     storage_class: DnsLabel | None = Field(
-        default=None, description="StorageClass of Bind9's zone volume; the cluster default when unset."
+        default=None,
+        description="Overrides managementCluster.storageClass for Bind9's zone volume (only on a cluster "
+        "where the program does not create the StorageClass).",
     )
 
 
@@ -504,14 +512,15 @@ class Netbird(Model):
 
 class KubeVirt(Model):
     use_emulation: bool = Field(default=False, description="Only for hosts without VT-x/AMD-V (CI, nested labs).")
-    cdi_scratch_storage_class: DnsLabel = Field(
-        default="local-path",
-        description="StorageClass of CDI's scratch space; 'local-path' is provided by the platform.",
+    cdi_scratch_storage_class: DnsLabel | None = Field(
+        default=None,
+        description="Overrides managementCluster.storageClass for CDI's scratch space (only on a cluster "
+        "where the program does not create the StorageClass).",
     )
     local_path_provisioner: bool | None = Field(
         default=None,
-        description="Deploy local-path-provisioner (StorageClass 'local-path') on the Talos user volume; "
-        "defaults to true with provisioner 'ovh-talos' and false on an existing cluster.",
+        description="Deploy local-path-provisioner (StorageClass managementCluster.storageClass) on the Talos "
+        "user volume; defaults to true with provisioner 'ovh-talos' and false on an existing cluster.",
     )
 
 
@@ -520,7 +529,11 @@ class ClusterApi(Model):
 
 
 class KubevirtCsi(Model):
-    infra_storage_class: DnsLabel = "local-path"
+    infra_storage_class: DnsLabel | None = Field(
+        default=None,
+        description="Overrides managementCluster.storageClass for tenant VM disks and kubevirt-csi volumes "
+        "(only on a cluster where the program does not create the StorageClass).",
+    )
     tenant_storage_class: DnsLabel = "kubevirt"
 
 
@@ -663,6 +676,27 @@ class PlatformConfig(Model):
         return out
 
     @property
+    def deploys_local_storage(self) -> bool:
+        """local-path-provisioner needs the Talos user volume: on by default on Talos only."""
+        if self.kubevirt.local_path_provisioner is not None:
+            return self.kubevirt.local_path_provisioner
+        return self.management_cluster.provisioner == "ovh-talos"
+
+    def storage_class(self, override: str | None = None) -> str:
+        """The StorageClass a volume on the management cluster names: managementCluster.storageClass
+        unless a service's own key overrides it (validated: only where the program creates none)."""
+        return override or self.management_cluster.storage_class
+
+    @property
+    def cdi_scratch_storage_class(self) -> str:
+        return self.storage_class(self.kubevirt.cdi_scratch_storage_class)
+
+    @property
+    def infra_storage_class(self) -> str:
+        """Tenant VM disks and kubevirt-csi volumes (DataVolumes on the management cluster)."""
+        return self.storage_class(self.kubevirt_csi.infra_storage_class)
+
+    @property
     def traefik_ip(self) -> str | None:
         pool = self.lb_pool_addresses()
         return self.traefik.load_balancer_ip or (pool[0] if pool else None)
@@ -716,6 +750,21 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
     _unique(p, "managementCluster.nodes", [n.hostname for n in mc.nodes], "hostname")
     _unique(p, "managementCluster.nodes", [n.address for n in mc.nodes], "address")
     _unique(p, "managementCluster.nodes", [n.ovh_service_name for n in mc.nodes], "ovhServiceName")
+
+    # Every volume on the management cluster names a StorageClass that exists: where the program
+    # creates one (local-path-provisioner), it is the only one there is.
+    if cfg.deploys_local_storage:
+        for path, override in (("dns.storageClass", cfg.dns.storage_class),
+                               ("kubevirt.cdiScratchStorageClass", cfg.kubevirt.cdi_scratch_storage_class),
+                               ("kubevirtCsi.infraStorageClass", cfg.kubevirt_csi.infra_storage_class)):
+            if override is not None and override != mc.storage_class:
+                p.append(ConfigProblem(
+                    path=path,
+                    problem=f"'{override}' is not a StorageClass of this cluster: the program creates only "
+                            f"'{mc.storage_class}' (managementCluster.storageClass)",
+                    hint=f"remove the key (volumes then use '{mc.storage_class}'), or rename the created class "
+                         "with managementCluster.storageClass",
+                ))
 
     pool = cfg.lb_pool_addresses()
     for path, ip in (("traefik.loadBalancerIp", cfg.traefik.load_balancer_ip), ("dns.loadBalancerIp", cfg.dns.load_balancer_ip)):

@@ -22,6 +22,7 @@ from components.cilium import Cilium, CiliumArgs
 from components.cluster_api import ClusterApi, ClusterApiArgs
 from components.cluster_rbac import ClusterRbac, ClusterRbacArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.local_storage import LocalStorage, LocalStorageArgs
 from components.management_cluster import ManagementCluster, ManagementClusterArgs
 from components.netbird import Netbird, NetbirdArgs
 from components.platform_dns import PlatformDns, PlatformDnsArgs
@@ -95,8 +96,21 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     # Nodes stay NotReady until a CNI runs: Cilium comes before any workload.
     cilium = Cilium("cilium", CiliumArgs(config=cfg), provider)
     base = [cilium]
+    # Storage before claims: the management cluster has no default StorageClass, and every volume
+    # (Bind9, Vault, Authentik's PostgreSQL, CDI scratch, tenant disks) names this one.
+    storage: list[pulumi.Resource] = []
+    if cfg.deploys_local_storage:
+        local_storage = LocalStorage(
+            # Its name from when it was a child of Virtualization: the URNs of its resources stay.
+            "virtualization-local-storage",
+            LocalStorageArgs(storage_class=cfg.management_cluster.storage_class, depends_on=base),
+            provider,
+            opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=_old_virtualization_urn())]),
+        )
+        storage = local_storage.ready
+        env.services["local_storage"] = local_storage
     cert_manager = CertManager("cert-manager", CertManagerArgs(config=cfg, depends_on=base), provider)
-    dns = PlatformDns("dns", PlatformDnsArgs(config=cfg, depends_on=base), provider)
+    dns = PlatformDns("dns", PlatformDnsArgs(config=cfg, depends_on=[*base, *storage]), provider)
     # ACME DNS-01 solves against Bind9 with its TSIG key: issuers wait for Bind9.
     issuers = cert_manager.add_issuers(dns.cert_manager_access)
     traefik = Traefik(
@@ -112,11 +126,14 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     # public names, which exist only once ExternalDNS runs and publishes the routes.
     published = [external_dns]
     authentik = Authentik(
-        "authentik", AuthentikArgs(config=cfg, depends_on=[traefik, issuers], dns_ready=published), provider
+        "authentik",
+        AuthentikArgs(config=cfg, depends_on=[traefik, issuers, *storage], dns_ready=published),
+        provider,
     )
     vault = Vault(
         "vault",
-        VaultArgs(config=cfg, depends_on=[cert_manager, traefik], oidc=authentik.vault_oidc, dns_ready=published),
+        VaultArgs(config=cfg, depends_on=[cert_manager, traefik, *storage], oidc=authentik.vault_oidc,
+                  dns_ready=published),
         provider,
     )
     argocd = ArgoCD(
@@ -127,7 +144,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     netbird = Netbird("netbird", NetbirdArgs(config=cfg, depends_on=base), provider)
     virtualization = Virtualization(
         "virtualization",
-        VirtualizationArgs(config=cfg, kubeconfig=kubeconfig, depends_on=base,
+        VirtualizationArgs(config=cfg, kubeconfig=kubeconfig, depends_on=base, scratch_storage=storage,
                            kube_context=mc.existing.context if mc.existing else None),
         provider,
     )
@@ -148,7 +165,8 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
             TenantClusterArgs(
                 tenant=tenant,
                 config=cfg,
-                depends_on=[cluster_api, virtualization],
+                # Tenant VM disks are claims on the management cluster's StorageClass.
+                depends_on=[cluster_api, virtualization, *storage],
                 image_schematic=cluster_api.tenant_image_schematic,
                 authentik=authentik,
                 vault=vault,
@@ -165,3 +183,8 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
         provider,
     )
     return env
+
+
+def _old_virtualization_urn() -> str:
+    """URN of the Virtualization component, LocalStorage's parent before it became a service."""
+    return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::weebo:virtualization:Virtualization::virtualization"

@@ -1,4 +1,9 @@
-"""The Pulumi program: validate the stack config, then build the environment."""
+"""The Pulumi program: validate the stack config, then build the environment.
+
+It runs on the stock Pulumi SDK: ``stacks/sdk_speedups`` (replacements of private SDK
+internals) is applied by the offline plan only (``stacks.plan.run_offline``), never by a real
+``pulumi up``, where a wrong answer would silently drop a dependency edge.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from collections.abc import Collection
 
 import pulumi
 
-from stacks import sdk_speedups
 from stacks.config import load_from_pulumi
 from stacks.environment import build_environment
 
@@ -15,7 +19,6 @@ def main(tenants: Collection[str] | None = None) -> None:
     """``tenants`` narrows which tenant clusters are built: the offline plan builds disjoint
     sets of tenants in parallel processes (``stacks.plan --jobs``). ``pulumi up`` builds all of
     them. Validation and stack outputs always cover the whole config."""
-    sdk_speedups.apply()
     # Validation happens before any resource is registered: bad config deploys nothing.
     cfg = load_from_pulumi()
     if tenants is not None:

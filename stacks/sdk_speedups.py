@@ -22,8 +22,9 @@ resource (the first three grow with the size of the graph):
 * **Type annotations** (``_types.unwrap_type``): ``Optional[Input[T]]`` unwrapped again for every
   value serialised or deserialised: remembered per annotation object.
 
-Applied once, before any resource is registered, by ``stacks.program`` (so a real ``pulumi up``
-gets them too). The SDK is pinned in requirements.txt; ``tests/test_sdk_speedups.py`` checks each
+Applied before any resource is registered by the offline plan only (``stacks.plan.run_offline``):
+a real ``pulumi up`` runs ``stacks.program`` on the stock SDK, where a wrong "cycle" answer would
+silently drop a dependency edge and a Renovate bump could move the patched code. The SDK is pinned in requirements.txt; ``tests/test_sdk_speedups.py`` checks each
 replacement against the SDK's own function.
 """
 

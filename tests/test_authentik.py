@@ -82,7 +82,7 @@ def test_values_carry_no_secret_only_references_to_the_credentials_secret():
 def test_database_is_persistent_and_kept():
     cfg = config(base_raw(authentik={"storageSize": "20Gi"}))
     primary = ak.values(cfg)["postgresql"]["primary"]
-    assert primary["persistence"] == {"enabled": True, "size": "20Gi"}
+    assert primary["persistence"] == {"enabled": True, "size": "20Gi", "storageClass": "local-path"}
     assert primary["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 

@@ -41,7 +41,10 @@ def test_one_kubernetes_provider_for_the_management_cluster(prod_like):
 def test_the_provider_waits_for_the_talos_kubeconfig(prod_like):
     provider = next(p for p in prod_like.of_type(K8S_PROVIDER) if p.name == "weebo4cp")
     kubeconfig = prod_like.of_type("talos:cluster/kubeconfig:Kubeconfig")[0]
-    assert kubeconfig.urn in provider.property_dependencies.get("kubeconfig", [])
+    # Through the API readiness gate (issue 13): its output is what the provider gets.
+    gate = prod_like.of_type("pulumi-python:dynamic/weebo:KubeApiReady")[0]
+    assert provider.property_dependencies.get("kubeconfig", []) == [gate.urn]
+    assert prod_like.depends_on(provider, kubeconfig)
 
 
 def test_once_deployed_the_kubeconfig_reaches_the_provider_as_a_secret():

@@ -158,3 +158,51 @@ def test_unwrap_type_is_remembered_per_annotation_and_matches_the_sdk():
         assert sdk_speedups._unwrap_type(hint) == sdk_speedups._original_unwrap_type(hint)
         assert sdk_speedups._unwrap_type(hint) == sdk_speedups._original_unwrap_type(hint)  # from the cache
         assert sdk_speedups._unwrap_optional_type(hint) == sdk_speedups._original_unwrap_optional_type(hint)
+
+
+_SDK_FUNCTIONS = (
+    (resource_cycle_breaker, "_reachable", "_original_reachable"),
+    (resource_cycle_breaker, "_add_dep", "_original_add_dep"),
+    (sdk_resource, "_get_stack_trace", "_original_get_stack_trace"),
+    (sdk_resource, "create_urn", "_original_create_urn"),
+)
+
+
+def _stock_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the SDK's own functions back for this test (an earlier plan in this process patched them)."""
+    from pulumi import _types as sdk_types
+
+    for module, attr, original in _SDK_FUNCTIONS:
+        monkeypatch.setattr(module, attr, getattr(sdk_speedups, original))
+    monkeypatch.setattr(sdk_types, "unwrap_type", sdk_speedups._original_unwrap_type)
+    monkeypatch.setattr(sdk_types, "unwrap_optional_type", sdk_speedups._original_unwrap_optional_type)
+
+
+def test_the_real_program_runs_on_the_stock_sdk(monkeypatch):
+    """``pulumi up`` runs stacks.program.main: it must leave every SDK function as the SDK made it."""
+    import pulumi
+    from pulumi import _types as sdk_types
+
+    from stacks.loader import StackFile
+    from stacks.program import main
+    from tests.helpers.factories import base_raw
+    from tests.helpers.identity_support import run_program
+
+    _stock_sdk(monkeypatch)
+    flat, secret_keys = StackFile(stack="unit", raw=base_raw(tenants=[]), secret_keys=frozenset()).pulumi_config()
+    pulumi.runtime.set_all_config(flat, secret_keys)
+    _, monitor = run_program(main)
+    assert monitor.registrations  # the program did run
+    for module, attr, original in _SDK_FUNCTIONS:
+        assert getattr(module, attr) is getattr(sdk_speedups, original), f"{module.__name__}.{attr} was patched"
+    assert sdk_types.unwrap_type is sdk_speedups._original_unwrap_type
+    assert sdk_types.unwrap_optional_type is sdk_speedups._original_unwrap_optional_type
+
+
+def test_the_offline_plan_still_gets_the_speedups(monkeypatch):
+    from tests.helpers.factories import base_raw, plan
+
+    _stock_sdk(monkeypatch)
+    plan(base_raw(tenants=[]))
+    assert resource_cycle_breaker._reachable is sdk_speedups._reachable
+    assert sdk_resource.create_urn is sdk_speedups._create_urn

@@ -99,7 +99,7 @@ def test_vms_boot_the_openstack_image_of_the_tenant_talos_version_without_ssh_ch
         dv = spec["virtualMachineTemplate"]["spec"]["dataVolumeTemplates"][0]["spec"]
         assert dv["source"]["http"]["url"] == (
             f"https://factory.talos.dev/image/{QEMU_GUEST_AGENT_SCHEMATIC}/v1.12.11/openstack-amd64.raw.xz")
-        assert dv["storage"]["storageClassName"] == cfg.kubevirt_csi.infra_storage_class
+        assert dv["storage"]["storageClassName"] == cfg.infra_storage_class
 
 
 def test_machine_shapes_come_from_the_config(cfg, alpha):
@@ -302,7 +302,7 @@ def test_csi_controller_has_least_privilege_on_the_management_cluster(cfg, alpha
     config_map = objs[("ConfigMap", "driver-config")]["data"]
     assert config_map["infraClusterNamespace"] == "tenant-alpha"
     assert yaml.safe_load(config_map["infraStorageClassEnforcement"]) == {
-        "allowAll": False, "allowDefault": False, "allowList": [cfg.kubevirt_csi.infra_storage_class]}
+        "allowAll": False, "allowDefault": False, "allowList": [cfg.infra_storage_class]}
     deployment = objs[("Deployment", "kubevirt-csi-controller")]["spec"]["template"]["spec"]
     assert deployment["serviceAccountName"] == "kubevirt-csi"
     assert deployment["volumes"][1]["secret"]["secretName"] == tenant_storage.TENANT_KUBECONFIG_SECRET
@@ -320,7 +320,7 @@ def test_tenant_side_storage_objects(cfg, alpha):
     objs = {(o["kind"], o["metadata"]["name"]): o for o in tenant_storage.tenant_objects(cfg, alpha)}
     sc = objs[("StorageClass", cfg.kubevirt_csi.tenant_storage_class)]
     assert sc["provisioner"] == "csi.kubevirt.io"
-    assert sc["parameters"]["infraStorageClassName"] == cfg.kubevirt_csi.infra_storage_class
+    assert sc["parameters"]["infraStorageClassName"] == cfg.infra_storage_class
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
     assert ("CSIDriver", "csi.kubevirt.io") in objs
     assert objs[("ConfigMap", "driver-config")]["data"] == {

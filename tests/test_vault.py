@@ -12,7 +12,7 @@ from components import vault as v
 from components import vault_config as vc
 from components.bootstrap_http import BootstrapError
 from components.contracts import INTERNAL_CA_ISSUER, hostnames
-from components.vault_bootstrap import POD_HEADER, VaultInit, _VaultInitProvider
+from components.vault_bootstrap import POD_HEADER, VaultInit, _VaultInitProvider, _VaultUnsealProvider
 from stacks.config import ConfigError
 from stacks.mocks import UNKNOWN, contains_secret, redact
 from stacks.plan import write_plan
@@ -74,7 +74,7 @@ def test_certificate_from_the_internal_ca_and_awaited():
 
 def test_persistent_storage_is_kept():
     values = v.values(config(base_raw(vault={"storageSize": "50Gi"})))
-    assert values["server"]["dataStorage"] == {"enabled": True, "size": "50Gi"}
+    assert values["server"]["dataStorage"] == {"enabled": True, "size": "50Gi", "storageClass": "local-path"}
     assert values["server"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
 
@@ -191,9 +191,24 @@ def test_vault_resources_use_the_explicit_provider_built_from_the_init_resource(
         "vault:kubernetes/authBackendConfig:AuthBackendConfig", "vault:index/policy:Policy",
         "vault:identity/group:Group", "vault:identity/groupAlias:GroupAlias",
     }
+    unseal = mon.named("vault-unseal")
+    assert mon.depends_on(api, unseal)  # the provider itself waits for an unsealed Vault
     for r in resources:
         assert r.provider_urn == api.urn, r.name
-        assert mon.depends_on(r, init), r.name
+        assert mon.depends_on(r, init) and mon.depends_on(r, unseal), r.name
+
+
+def test_unseal_depends_on_init_and_on_no_vault_resource():
+    """The unseal resource can run alone while Vault is sealed (README: `pulumi up --target`)."""
+    mon = preview_plan().monitor
+    unseal, init = mon.named("vault-unseal"), mon.named("vault-init")
+    assert unseal.type == "pulumi-python:dynamic/weebo:VaultUnseal"
+    assert init.urn in unseal.property_dependencies["unseal_keys"]
+    assert mon.depends_on(unseal, _release(mon, "vault")) and mon.depends_on(unseal, mon.named("vault-route-vault-pods"))
+    vault_side = {r.urn for r in mon.registrations.values()
+                  if r.type.startswith("vault:") or r.type == "pulumi:providers:vault"}
+    assert vault_side and not any(mon.depends_on(unseal, mon.registrations[u]) for u in vault_side)
+    assert not unseal.protect  # only the init holds what cannot be recreated
 
 
 def test_bootstrap_waits_for_the_release_and_the_routes():
@@ -248,6 +263,8 @@ def test_init_material_is_secret_and_never_in_plan_files(tmp_path):
     mon = result.monitor
     init = mon.named("vault-init")
     assert set(VaultInit.SECRET_OUTPUTS) <= set(init.additional_secret_outputs)
+    unseal = mon.named("vault-unseal")
+    assert contains_secret(unseal.inputs["unseal_keys"]) and "unseal_keys" in unseal.additional_secret_outputs
     assert contains_secret(mon.named("vault-config-api").inputs["token"])
     assert contains_secret(mon.named("vault-config-oidc").inputs["oidcClientSecret"])
     assert not contains_secret(_release(mon, "vault").inputs["values"])
@@ -300,15 +317,45 @@ def _props(url: str, pods: list[str], **kw: Any) -> dict[str, Any]:
             "timeout_seconds": 5, "poll_interval_seconds": 0.01, **kw}
 
 
-def test_bootstrap_initialises_and_unseals_every_pod():
+def _unseal_props(url: str, pods: list[str], keys: list[str], **kw: Any) -> dict[str, Any]:
+    return {"address": url, "pods": pods, "unseal_keys": keys, "key_threshold": 2, "verify_tls": True,
+            "timeout_seconds": 5, "poll_interval_seconds": 0.01, **kw}
+
+
+def test_init_then_unseal_brings_every_pod_up():
     pods = ["vault-0", "vault-1", "vault-2"]
     fake = FakeVault(pods, joining=("vault-1",))
     with fake_http(fake) as url:
-        result = _VaultInitProvider().create(_props(url, pods))
+        init = _VaultInitProvider().create(_props(url, pods)).outs
+        assert all(st["sealed"] for st in fake.pods.values())  # init alone unseals nothing
+        unseal = _VaultUnsealProvider().create(_unseal_props(url, pods, init["unseal_keys"])).outs
     assert fake.init_calls == 1
     assert all(not st["sealed"] for st in fake.pods.values())
-    assert result.outs["root_token"] == "root-token" and result.outs["unseal_keys"] == fake.keys
-    assert result.outs["sealed_pods"] == []
+    assert init["root_token"] == "root-token" and init["unseal_keys"] == fake.keys
+    assert unseal["sealed_pods"] == []
+
+
+def test_a_failing_unseal_leaves_the_keys_in_the_init_resource():
+    """sys/init answered, then the pods never unseal (here: every unseal call fails): the init
+    resource has already returned its outputs - the engine records them - and only the unseal
+    resource fails, so the next run retries the unseal with the stored keys."""
+    pods = ["vault-0"]
+    fake = FakeVault(pods)
+
+    def broken(method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        if path == "/v1/sys/unseal":
+            return 500, {"errors": ["boom"]}
+        return fake(method, path, headers, body)
+
+    with fake_http(broken) as url:
+        created = _VaultInitProvider().create(_props(url, pods))
+        with pytest.raises(BootstrapError, match="unseal"):
+            _VaultUnsealProvider().create(_unseal_props(url, pods, created.outs["unseal_keys"], timeout_seconds=0.2))
+    assert created.outs["unseal_keys"] == fake.keys and created.outs["root_token"] == "root-token"
+    # The next run: Vault works again, the unseal retries with the recorded keys; no second init.
+    with fake_http(fake) as url:
+        _VaultUnsealProvider().create(_unseal_props(url, pods, created.outs["unseal_keys"]))
+    assert not fake.pods["vault-0"]["sealed"] and fake.init_calls == 1
 
 
 def test_bootstrap_refuses_a_vault_initialised_elsewhere():
@@ -319,27 +366,35 @@ def test_bootstrap_refuses_a_vault_initialised_elsewhere():
     assert fake.init_calls == 0
 
 
-def test_refresh_finds_sealed_pods_and_up_unseals_them_with_the_stored_keys():
+def test_init_is_never_updated_or_replaced():
+    state = {**_props("http://127.0.0.1:9", ["vault-0"]), "unseal_keys": ["k"], "root_token": "t"}
+    provider = _VaultInitProvider()
+    for news in (_props("http://127.0.0.1:9", ["vault-0"], key_shares=5), _props("https://elsewhere", ["vault-0"])):
+        diff = provider.diff("x", state, news)
+        assert not diff.changes and not diff.replaces
+    assert provider.read("x", state).outs == state  # refresh asks nothing of Vault
+
+
+def test_unseal_diff_rechecks_the_seal_in_every_run_and_update_unseals_with_its_own_inputs():
+    """A reboot seals Vault behind Pulumi's back: the unseal resource's diff sees it (no Vault
+    provider, no token, only seal-status), and its update needs nothing but its inputs."""
     pods = ["vault-0", "vault-1"]
     fake = FakeVault(pods)
-    provider = _VaultInitProvider()
+    provider = _VaultUnsealProvider()
     with fake_http(fake) as url:
-        state = provider.create(_props(url, pods)).outs
+        news = _unseal_props(url, pods, fake.keys)
+        state = provider.create(news).outs
+        assert not provider.diff(url, state, news).changes  # unsealed: nothing to do
         fake.pods["vault-1"].update(sealed=True, progress=0, given=set())  # the pod restarted
-        read = provider.read(url, state)
-        assert read.outs["sealed_pods"] == ["vault-1"]
-        news = _props(url, pods)
-        assert provider.diff(url, read.outs, news).changes
-        updated = provider.update(url, read.outs, news).outs
-    assert not fake.pods["vault-1"]["sealed"]
-    assert updated["sealed_pods"] == [] and updated["root_token"] == "root-token"
-    assert fake.init_calls == 1
+        assert provider.diff(url, state, news).changes
+        assert provider.read(url, state).outs["sealed_pods"] == ["vault-1"]
+        updated = provider.update(url, state, news).outs
+    assert not fake.pods["vault-1"]["sealed"] and updated["sealed_pods"] == []
+    assert fake.init_calls == 0
 
 
-def test_nothing_to_do_when_every_pod_is_unsealed_and_unreachable_vault_keeps_the_state():
-    provider = _VaultInitProvider()
-    state = {**_props("http://127.0.0.1:9", ["vault-0"]), "sealed_pods": [], "unseal_keys": ["k"], "root_token": "t"}
+def test_unreachable_vault_keeps_the_refreshed_state_and_is_not_taken_for_unsealed():
+    provider = _VaultUnsealProvider()
+    state = {**_unseal_props("http://127.0.0.1:9", ["vault-0"], ["k"]), "sealed_pods": []}
     assert provider.read("x", state).outs == state  # connection refused: unknown, not sealed
-    assert not provider.diff("x", state, _props("http://127.0.0.1:9", ["vault-0"])).changes
-    # Shares/threshold only matter at initialisation.
-    assert not provider.diff("x", state, _props("http://127.0.0.1:9", ["vault-0"], key_shares=5)).changes
+    assert provider.diff("x", state, _unseal_props("http://127.0.0.1:9", ["vault-0"], ["k"])).changes

@@ -20,7 +20,7 @@ import versions
 from components import cdi, kubevirt, local_storage, release_manifest
 from components.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
 from components.namespace import PRIVILEGED_NAMESPACES
-from components.virtualization import deploys_local_storage
+from components.local_storage import deploys_local_storage
 from stacks.mocks import contains_secret
 from stacks.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
@@ -53,7 +53,8 @@ def test_kubevirt_cr_matches_the_v1_9_crd_and_enables_hotplug(emulation):
 
 
 def test_cdi_cr_matches_the_swagger_and_uses_the_scratch_class():
-    cfg = config(base_raw(kubevirt={"cdiScratchStorageClass": "fast-scratch"}))
+    # An override is only valid where the program creates no StorageClass of its own.
+    cfg = config(base_raw(kubevirt={"cdiScratchStorageClass": "fast-scratch", "localPathProvisioner": False}))
     cr = cdi.cdi_cr(cfg)
     validate_custom_resource(cr)
     assert cr["spec"]["config"]["scratchSpaceStorageClass"] == "fast-scratch"
