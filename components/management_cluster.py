@@ -20,6 +20,7 @@ import yaml
 from components.common import irreplaceable
 from components.ovh_server import OvhServer, OvhServerArgs, byoi_image_url
 from components.talos_patches import install_patch, management_node_patches, schematic
+from components.talos_upgrade import ClusterUpgrades, ClusterUpgradesArgs
 from stacks.config import ManagementCluster as ManagementClusterConfig
 from stacks.config import ServerNode
 
@@ -44,6 +45,7 @@ class ManagementCluster(pulumi.ComponentResource):
     endpoint: str
     node_addresses: list[str]
     servers: dict[str, OvhServer]
+    upgrades: ClusterUpgrades
 
     def __init__(self, name: str, args: ManagementClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:cluster:ManagementCluster", name, None, opts)
@@ -95,9 +97,11 @@ class ManagementCluster(pulumi.ComponentResource):
 
         # --- machine secrets: losing them loses the cluster (CAs, bootstrap token) --------------
         # The SDK marks none of their outputs secret: additional_secret_outputs does.
+        # talos_version here and in the generated configuration is the machine-config contract
+        # (the features the config uses), not the version the nodes run: see machine_config_version.
         secrets = talos.machine.Secrets(
             f"{name}-secrets",
-            talos_version=cfg.talos_version,
+            talos_version=cfg.machine_config_contract,
             opts=irreplaceable(
                 parent=self,
                 depends_on=list(args.depends_on),
@@ -143,6 +147,23 @@ class ManagementCluster(pulumi.ComponentResource):
             opts=invoke,
         )
         self.talosconfig = pulumi.Output.secret(talosconfig.talos_config)
+
+        # --- upgrades: a talosVersion/kubernetesVersion edit upgrades node by node -------------
+        # After every apply: the apply of a new installer image changes only machine.install,
+        # which Talos applies without a reboot (talos v1.13.9 internal/app/machined/pkg/runtime/
+        # v1alpha1/v1alpha1_runtime.go CanApplyImmediate), so the upgrade below is the only reboot.
+        self.upgrades = ClusterUpgrades(
+            f"{name}-upgrade",
+            ClusterUpgradesArgs(
+                nodes=[(n.hostname, n.address, n.role) for n in cfg.nodes],
+                talos_version=cfg.talos_version,
+                kubernetes_version=cfg.kubernetes_version,
+                installer_image=installer_image,
+                talosconfig=self.talosconfig,
+                depends_on=[*applies, bootstrap],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "talosconfig": self.talosconfig,
@@ -166,7 +187,7 @@ class ManagementCluster(pulumi.ComponentResource):
             cluster_endpoint=f"https://{args.endpoint}:6443",
             machine_type=node.role,
             machine_secrets=secrets.machine_secrets,
-            talos_version=cfg.talos_version,
+            talos_version=cfg.machine_config_contract,
             kubernetes_version=cfg.kubernetes_version,
             docs=False,
             examples=False,
