@@ -88,7 +88,8 @@ def step_problem(current: str, target: str, kind: str) -> str | None:
     name = "Talos" if kind == "talos" else "Kubernetes"
     cur, tgt = parse_version(current, kind), parse_version(target, kind)
     if tgt < cur:
-        return f"{name} {target} is older than {current}: downgrades are not config edits (see docs/operations/upgrades.md)"
+        return (f"{name} {target} is older than {current}: downgrades are not config edits "
+                "(see docs/operations/upgrades.md)")
     if tgt[0] != cur[0] or tgt[1] > cur[1] + 1:
         nxt = f"{cur[0]}.{cur[1] + 1}"
         return (f"{name} {current} -> {target} skips a minor release: upgrade one minor at a time, "
@@ -155,12 +156,16 @@ class Talosctl:
                     return str(tag)
         raise TalosctlError(f"talosctl version: no server version for node {node}")
 
-    def upgrade(self, node: str, endpoint: str, image: str) -> None:
+    def upgrade(self, node: str, endpoint: str, image: str, *, drain: bool) -> None:
         # --preserve keeps EPHEMERAL (etcd's data on a control plane) on servers older than
         # 1.13 reached through the legacy API; the 1.13 lifecycle API always preserves it.
-        # Ref: talos v1.13.9 cmd/talosctl/cmd/talos/upgrade.go (flags, legacy fallback).
+        # --drain (default true) cordons and evicts before the reboot and fails the upgrade when
+        # evictions do not finish within --drain-timeout: on a one-node cluster evicted pods have
+        # nowhere to go and PodDisruptionBudgets would block it, so a lone node is not drained.
+        # Ref: talos v1.13.9 cmd/talosctl/cmd/talos/upgrade.go (flags, drainNodes before reboot,
+        # legacy fallback), cmd/talosctl/pkg/talos/nodedrain/nodedrain.go (CordonAndDrain).
         self.run("upgrade", "--nodes", node, "--endpoints", endpoint, "--image", image,
-                 "--preserve", "--wait", "--timeout", UPGRADE_TIMEOUT)
+                 "--preserve", f"--drain={'true' if drain else 'false'}", "--wait", "--timeout", UPGRADE_TIMEOUT)
 
     def health(self, endpoint: str, control_planes: Sequence[str], workers: Sequence[str]) -> None:
         args = ["health", "--nodes", endpoint, "--endpoints", endpoint,
@@ -219,7 +224,7 @@ class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
             problem = step_problem(current, target, "talos")
             if problem:
                 raise UpgradeRefused(f"node {props['hostname']} runs {current}: {problem}")
-            talosctl.upgrade(node, endpoint, props["installerImage"])
+            talosctl.upgrade(node, endpoint, props["installerImage"], drain=bool(props["drain"]))
             reached = talosctl.version(node, endpoint)
             if reached != target:
                 raise TalosctlError(f"node {props['hostname']} runs {reached} after the upgrade to {target} "
@@ -315,6 +320,7 @@ class ClusterUpgrades(pulumi.ComponentResource):
                     "endpoint": address,
                     "talosVersion": args.talos_version,
                     "installerImage": args.installer_image,
+                    "drain": len(ordered) > 1,
                     "talosconfig": talosconfig,
                     **gate,
                 },
