@@ -109,6 +109,35 @@ class ManagementCluster(pulumi.ComponentResource):
             ),
         )
         client_configuration = pulumi.Output.secret(secrets.client_configuration)
+        talosconfig = talos.client.get_configuration_output(
+            cluster_name=cfg.name,
+            client_configuration=client_configuration,
+            endpoints=[n.address for n in cfg.control_planes],
+            nodes=self.node_addresses,
+            opts=invoke,
+        )
+        self.talosconfig = pulumi.Output.secret(talosconfig.talos_config)
+
+        # --- upgrades: a talosVersion/kubernetesVersion edit upgrades node by node -------------
+        # Before the configuration apply: talosctl upgrade names the new installer itself, and
+        # upgrade-k8s rolls the control plane node by node and patches the nodes' configuration;
+        # the apply afterwards only brings machine.install.image (and the images upgrade-k8s
+        # already set) into line, which Talos applies without a reboot (talos v1.13.9 internal/app/
+        # machined/pkg/runtime/v1alpha1/v1alpha1_runtime.go CanApplyImmediate: .machine.install,
+        # .cluster, .machine.kubelet). On a new server the upgrade resources only record the
+        # version its fresh image runs (components/talos_upgrade.py).
+        self.upgrades = ClusterUpgrades(
+            f"{name}-upgrade",
+            ClusterUpgradesArgs(
+                nodes=[(n.hostname, n.address, n.role) for n in cfg.nodes],
+                talos_version=cfg.talos_version,
+                kubernetes_version=cfg.kubernetes_version,
+                installer_image=installer_image,
+                talosconfig=self.talosconfig,
+                depends_on=[s.reinstall for s in self.servers.values()],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         # --- configuration per node, applied once its server runs the fresh Talos ---------------
         applies: list[talos.machine.ConfigurationApply] = []
@@ -139,31 +168,7 @@ class ManagementCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(kubeconfig.kubeconfig_raw, *[r.id for r in endpoint_records]).apply(lambda v: v[0])
         )
-        talosconfig = talos.client.get_configuration_output(
-            cluster_name=cfg.name,
-            client_configuration=client_configuration,
-            endpoints=[n.address for n in cfg.control_planes],
-            nodes=self.node_addresses,
-            opts=invoke,
-        )
-        self.talosconfig = pulumi.Output.secret(talosconfig.talos_config)
 
-        # --- upgrades: a talosVersion/kubernetesVersion edit upgrades node by node -------------
-        # After every apply: the apply of a new installer image changes only machine.install,
-        # which Talos applies without a reboot (talos v1.13.9 internal/app/machined/pkg/runtime/
-        # v1alpha1/v1alpha1_runtime.go CanApplyImmediate), so the upgrade below is the only reboot.
-        self.upgrades = ClusterUpgrades(
-            f"{name}-upgrade",
-            ClusterUpgradesArgs(
-                nodes=[(n.hostname, n.address, n.role) for n in cfg.nodes],
-                talos_version=cfg.talos_version,
-                kubernetes_version=cfg.kubernetes_version,
-                installer_image=installer_image,
-                talosconfig=self.talosconfig,
-                depends_on=[*applies, bootstrap],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "talosconfig": self.talosconfig,
@@ -214,7 +219,8 @@ class ManagementCluster(pulumi.ComponentResource):
             timeouts=talos.machine.TimeoutArgs(create=APPLY_TIMEOUT, update="15m"),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[server.reinstall],
+                # After the upgrade chain (its last link, Kubernetes, waits for every node).
+                depends_on=[server.reinstall, self.upgrades.kubernetes],
                 # A reinstalled server is back in maintenance mode: configure it again.
                 replace_with=[server.reinstall],
             ),

@@ -12,7 +12,10 @@ resources of the program's own, run by ``pulumi up`` from the operator's machine
 * ``KubernetesUpgrade`` (after the last node): ``talosctl upgrade-k8s --to <version>``, then
   the same health gate.
 
-Preview: the engine shows the changed input, ``talosVersion: "v1.12.6" => "v1.13.9"`` (or
+The chain runs before the nodes' configuration apply (components/management_cluster.py): the
+apply that follows an upgrade changes only what Talos applies without a reboot.
+
+Preview: the engine shows the changed input, ``talosVersion: "v1.12.11" => "v1.13.9"`` (or
 ``kubernetesVersion``), on each node's resource; the provider's ``diff`` refuses a skipped
 minor or a downgrade against the version recorded in its state, which fails the preview.
 
@@ -21,13 +24,14 @@ so an interrupted ``pulumi up`` resumes where it stopped (the failed resource ke
 state, hence shows the same change again). A node found at the target after an interruption
 still goes through the health gate before its resource records success.
 
+New servers: a freshly installed server answers only on its unauthenticated maintenance API
+until the apply configures it; its resource then records the version it booted (the factory
+image of the target) and touches nothing. ``KubernetesUpgrade`` is created with the cluster and
+only records its version: the cluster is bootstrapped at it.
+
 Secrets: the talosconfig (a Pulumi secret) is written to a 0600 temporary file for each call
 and passed as ``--talosconfig <file>``; it never appears on a command line, in the
 environment, in outputs or in an error message.
-
-Creation never upgrades anything it did not find older: a brand-new cluster is installed at
-the target version, so the first ``up`` only records it (``talosctl health`` would fail there
-anyway — no CNI yet).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +56,10 @@ UPGRADE_TIMEOUT = "30m"
 HEALTH_TIMEOUT = "20m"
 # A hard stop for one talosctl process, beyond its own timeouts.
 PROCESS_TIMEOUT_SECONDS = 45 * 60
+# How long a node may take to answer at all: a reinstalled server boots Talos from scratch (the
+# same allowance as the first configuration apply, management_cluster.APPLY_TIMEOUT).
+PROBE_TIMEOUT_SECONDS = 45 * 60
+PROBE_INTERVAL_SECONDS = 15
 
 _TALOS = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _K8S = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
@@ -143,11 +152,13 @@ class Talosctl:
                 text = text.replace(line, "[secret]")
         return text
 
-    def version(self, node: str, endpoint: str) -> str:
+    def version(self, node: str, endpoint: str, *, insecure: bool = False) -> str:
         """The Talos version the node runs (server tag). ``--json`` prints one protojson
-        ``machine.Version`` per node. Ref: talos v1.13.9 cmd/talosctl/cmd/talos/version.go,
-        api/machine/machine.proto (Version.version.tag)."""
-        out = self.run("version", "--nodes", node, "--endpoints", endpoint, "--json")
+        ``machine.Version`` per node; ``--insecure`` asks the maintenance API of a node not
+        configured yet. Ref: talos v1.13.9 cmd/talosctl/cmd/talos/version.go (flags,
+        WithClientMaintenance), api/machine/machine.proto (Version.version.tag)."""
+        extra = ["--insecure"] if insecure else []
+        out = self.run("version", "--nodes", node, "--endpoints", endpoint, "--json", *extra)
         for line in out.splitlines():
             line = line.strip()
             if line.startswith("{"):
@@ -179,6 +190,26 @@ class Talosctl:
         # others itself. No docs/examples in the configs it patches, as the program generates them.
         self.run("upgrade-k8s", "--nodes", node, "--endpoints", endpoint, "--to", to,
                  "--with-docs=false", "--with-examples=false")
+
+
+def probe(talosctl: Talosctl, node: str, endpoint: str) -> tuple[str, str]:
+    """("configured", version) when the node answers with the cluster's credentials,
+    ("maintenance", version) when only its unauthenticated maintenance API answers (a server
+    just installed, waiting for its configuration); retried while it answers neither (a server
+    still booting after its reinstall), up to PROBE_TIMEOUT_SECONDS."""
+    deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+    while True:
+        try:
+            return "configured", talosctl.version(node, endpoint)
+        except TalosctlError as configured_error:
+            last = configured_error
+        try:
+            return "maintenance", talosctl.version(node, endpoint, insecure=True)
+        except TalosctlError:
+            pass
+        if time.monotonic() >= deadline:
+            raise TalosctlError(f"node {node} did not answer for {PROBE_TIMEOUT_SECONDS}s (last: {last})")
+        time.sleep(PROBE_INTERVAL_SECONDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +250,14 @@ class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
     def _converge(olds: dict[str, Any] | None, props: dict[str, Any]) -> None:
         talosctl = _client(props)
         node, endpoint, target = props["node"], props["endpoint"], props["talosVersion"]
-        current = talosctl.version(node, endpoint)
+        mode, current = probe(talosctl, node, endpoint)
+        if mode == "maintenance":
+            # A freshly installed server, not configured yet: it booted the factory image of the
+            # target version; the configuration apply (after this resource) takes it from here.
+            if current != target:
+                raise UpgradeRefused(f"node {props['hostname']} waits in maintenance mode with Talos {current}, "
+                                     f"not {target}: reinstall it with the {target} image (allowReinstall)")
+            return
         if current != target:
             problem = step_problem(current, target, "talos")
             if problem:
@@ -230,7 +268,7 @@ class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
                 raise TalosctlError(f"node {props['hostname']} runs {reached} after the upgrade to {target} "
                                     "(Talos rolled back?): see docs/operations/upgrades.md")
         elif olds is None or olds.get("talosVersion") == target:
-            return  # created at the target (new cluster) or nothing to do: no reboot, no gate
+            return  # already there when first recorded, or nothing to do: no reboot, no gate
         # An upgrade happened now or in an interrupted run: the cluster must be healthy before
         # this resource succeeds and the next node's starts.
         talosctl.health(props["healthEndpoint"], props["controlPlaneNodes"], props["workerNodes"])

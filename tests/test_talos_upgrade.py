@@ -49,6 +49,10 @@ FAKE_TALOSCTL = textwrap.dedent("""\
     if cmd == fail:
         sys.stderr.write("rpc error: something broke\\n" + os.environ.get("FAKE_ECHO", ""))
         sys.exit(1)
+    node_mode = state.get("mode", {{}}).get(opt("--nodes"), "configured") if "--nodes" in args else ""
+    if cmd == "version" and node_mode != ("maintenance" if "--insecure" in args else "configured"):
+        sys.stderr.write("rpc error: connection refused\\n")
+        sys.exit(1)
     if cmd == "version":
         node = opt("--nodes")
         print("Client:")
@@ -63,14 +67,16 @@ FAKE_TALOSCTL = textwrap.dedent("""\
 
 
 class FakeTalosctl:
-    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, talos: dict[str, str], kubernetes: str = "1.35.4"):
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, talos: dict[str, str], kubernetes: str = "1.35.4",
+                 mode: dict[str, str] | None = None):
         bin_dir = tmp / "bin"
         bin_dir.mkdir()
         exe = bin_dir / "talosctl"
         exe.write_text(FAKE_TALOSCTL.format(python=sys.executable))
         exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
         self.log, self.state = tmp / "calls.jsonl", tmp / "state.json"
-        self.state.write_text(json.dumps({"talos": talos, "kubernetes": kubernetes}))
+        # mode per node: configured (default), maintenance (fresh install) or down (booting)
+        self.state.write_text(json.dumps({"talos": talos, "kubernetes": kubernetes, "mode": mode or {}}))
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv("FAKE_LOG", str(self.log))
         monkeypatch.setenv("FAKE_STATE", str(self.state))
@@ -185,6 +191,28 @@ def test_a_node_that_comes_back_on_the_old_version_fails_the_update(tmp_path, mo
         tu._TalosNodeUpgradeProvider().update("node-1", public(node_props(version="v1.12.11")), node_props())
 
 
+def test_create_on_a_fresh_server_in_maintenance_mode_records_its_version_and_touches_nothing(tmp_path, monkeypatch):
+    fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.13.9"}, mode={CP1: "maintenance"})
+    res = tu._TalosNodeUpgradeProvider().create(node_props())
+    assert fake.commands() == [["version", "--nodes", CP1, "--endpoints", CP1, "--json"],
+                               ["version", "--nodes", CP1, "--endpoints", CP1, "--json", "--insecure"]]
+    assert res.outs["talosVersion"] == "v1.13.9"
+
+
+def test_a_fresh_server_with_another_version_is_refused(tmp_path, monkeypatch):
+    FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.12.11"}, mode={CP1: "maintenance"})
+    with pytest.raises(tu.UpgradeRefused, match="maintenance mode with Talos v1.12.11"):
+        tu._TalosNodeUpgradeProvider().create(node_props())
+
+
+def test_a_node_that_never_answers_fails_after_the_probe_timeout(tmp_path, monkeypatch):
+    fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.13.9"}, mode={CP1: "down"})
+    monkeypatch.setattr(tu, "PROBE_TIMEOUT_SECONDS", 0)
+    with pytest.raises(tu.TalosctlError, match=f"node {CP1} did not answer"):
+        tu._TalosNodeUpgradeProvider().create(node_props())
+    assert not any(c[0] == "upgrade" for c in fake.commands())
+
+
 def test_create_refuses_a_node_two_minors_behind_without_touching_it(tmp_path, monkeypatch):
     fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.11.6"})
     with pytest.raises(tu.UpgradeRefused, match="runs v1.11.6.*skips a minor"):
@@ -267,11 +295,17 @@ def test_nodes_upgrade_one_at_a_time_control_planes_first_kubernetes_last(ha):
     for prev, nxt in zip(order, order[1:], strict=False):
         # Each node waits for the previous node's resource, i.e. its upgrade and health gate.
         assert ups[nxt].dependencies == [ups[prev].urn]
-    applies = {r.urn for r in ha.of_type("talos:machine/configurationApply:ConfigurationApply")}
-    [bootstrap] = ha.of_type("talos:machine/bootstrap:Bootstrap")
-    assert set(ups[order[0]].dependencies) == applies | {bootstrap.urn}
+    # The chain starts once every server is installed, and Kubernetes comes after the last node.
+    reinstalls = {r.urn for r in ha.of_type("ovh:Dedicated/serverReinstallTask:ServerReinstallTask")}
+    assert len(reinstalls) == 4 and set(ups[order[0]].dependencies) == reinstalls
     [k8s] = ha.of_type(K8S_UPGRADE)
     assert k8s.dependencies == [ups[order[-1]].urn]
+    # Every configuration apply waits for the whole chain: the apply after an upgrade only
+    # aligns what Talos applies without a reboot, and never races an upgrade.
+    applies = ha.of_type("talos:machine/configurationApply:ConfigurationApply")
+    assert len(applies) == 4
+    for a in applies:
+        assert k8s.urn in a.dependencies
     for r in [*ups.values(), k8s]:
         assert r.inputs["controlPlaneNodes"] == ["51.0.0.10", "51.0.0.11", "51.0.0.12"]
         assert r.inputs["workerNodes"] == ["51.0.0.13"]
