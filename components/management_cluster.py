@@ -134,6 +134,7 @@ class ManagementCluster(pulumi.ComponentResource):
                 kubernetes_version=cfg.kubernetes_version,
                 installer_image=installer_image,
                 talosconfig=self.talosconfig,
+                allow_downgrade=cfg.allow_talos_downgrade,
                 depends_on=[s.reinstall for s in self.servers.values()],
             ),
             opts=pulumi.ResourceOptions(parent=self),

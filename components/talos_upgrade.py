@@ -84,7 +84,7 @@ def parse_version(version: str, kind: str = "talos") -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
-def step_problem(current: str, target: str, kind: str) -> str | None:
+def step_problem(current: str, target: str, kind: str, *, allow_downgrade: bool = False) -> str | None:
     """Why ``current -> target`` is not one allowed upgrade step, or None.
 
     Talos: "this migration is only tested between adjacent minor releases ... always upgrade to
@@ -97,8 +97,10 @@ def step_problem(current: str, target: str, kind: str) -> str | None:
     name = "Talos" if kind == "talos" else "Kubernetes"
     cur, tgt = parse_version(current, kind), parse_version(target, kind)
     if tgt < cur:
+        if allow_downgrade:
+            return None  # recording a rollback done with talosctl (docs/operations/upgrades.md)
         return (f"{name} {target} is older than {current}: downgrades are not config edits "
-                "(see docs/operations/upgrades.md)")
+                "(see docs/operations/upgrades.md, Rolling back)")
     if tgt[0] != cur[0] or tgt[1] > cur[1] + 1:
         nxt = f"{cur[0]}.{cur[1] + 1}"
         return (f"{name} {current} -> {target} skips a minor release: upgrade one minor at a time, "
@@ -228,7 +230,8 @@ def _public(props: dict[str, Any]) -> dict[str, Any]:
 class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         if olds.get("talosVersion") and news.get("talosVersion") and olds["talosVersion"] != news["talosVersion"]:
-            problem = step_problem(olds["talosVersion"], news["talosVersion"], "talos")
+            problem = step_problem(olds["talosVersion"], news["talosVersion"], "talos",
+                                   allow_downgrade=bool(news.get("allowDowngrade")))
             if problem:
                 raise UpgradeRefused(f"node {news.get('hostname')}: {problem}")
         changed = any(olds.get(k) != news.get(k) for k in ("talosVersion", "installerImage", "node", "endpoint"))
@@ -259,6 +262,8 @@ class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
                                      f"not {target}: reinstall it with the {target} image (allowReinstall)")
             return
         if current != target:
+            # Never a downgrade here, even with allowDowngrade: that only lets the record follow
+            # a `talosctl rollback` the operator already ran.
             problem = step_problem(current, target, "talos")
             if problem:
                 raise UpgradeRefused(f"node {props['hostname']} runs {current}: {problem}")
@@ -326,6 +331,7 @@ class ClusterUpgradesArgs:
     kubernetes_version: str
     installer_image: pulumi.Input[str]  # factory.talos.dev/metal-installer/<schematic>:<version>
     talosconfig: pulumi.Input[str]  # secret
+    allow_downgrade: bool = False  # record a Talos rollback (managementCluster.allowTalosDowngrade)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -359,6 +365,7 @@ class ClusterUpgrades(pulumi.ComponentResource):
                     "talosVersion": args.talos_version,
                     "installerImage": args.installer_image,
                     "drain": len(ordered) > 1,
+                    "allowDowngrade": args.allow_downgrade,
                     "talosconfig": talosconfig,
                     **gate,
                 },

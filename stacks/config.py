@@ -295,6 +295,12 @@ class ManagementCluster(Model):
         "an upgrade only changes the installer image. Unset: talosVersion.",
     )
 
+    allow_talos_downgrade: bool = Field(
+        default=False,
+        description="Must be true, on purpose, to lower talosVersion after a 'talosctl rollback' (the program "
+        "records the rollback, it never downgrades a node itself).",
+    )
+
     @property
     def machine_config_contract(self) -> str:
         return self.machine_config_version or self.talos_version
@@ -869,7 +875,7 @@ def management_version_problems(mc: ManagementCluster, deployed: DeployedVersion
     if running:
         # The oldest node decides a skip, the newest a downgrade.
         for current in dict.fromkeys((running[0], running[-1])):
-            problem = step_problem(current, mc.talos_version, "talos")
+            problem = step_problem(current, mc.talos_version, "talos", allow_downgrade=mc.allow_talos_downgrade)
             if problem:
                 p.append(ConfigProblem(path=f"{base}.talosVersion", problem=f"deployed nodes run {current}: {problem}",
                                        hint="edit talosVersion one minor at a time, each applied by its own 'pulumi up'"))

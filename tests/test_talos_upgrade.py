@@ -460,3 +460,30 @@ def test_without_recorded_versions_validation_compares_nothing_and_the_program_r
     # A new stack (or an unreadable backend): the provider diff remains the check.
     result = plan(raw_cluster(1, talosVersion="v1.13.9", kubernetesVersion="1.36.3"))
     assert len(result.monitor.of_type(NODE_UPGRADE)) == 1
+
+
+# --- recording a rollback ------------------------------------------------------------------------------
+
+def test_a_rollback_is_recorded_only_with_allow_downgrade_and_never_performed(tmp_path, monkeypatch):
+    provider = tu._TalosNodeUpgradeProvider()
+    newer = public(node_props(version="v1.13.9"))
+    with pytest.raises(tu.UpgradeRefused, match="older"):
+        provider.diff("node-1", newer, node_props(version="v1.12.11"))
+    assert provider.diff("node-1", newer, node_props(version="v1.12.11", allowDowngrade=True)).changes is True
+    # The operator ran `talosctl rollback`: the node runs v1.12.11; the update records it after the gate.
+    fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.12.11"})
+    provider.update("node-1", newer, node_props(version="v1.12.11", allowDowngrade=True))
+    assert [c[0] for c in fake.commands()] == ["version", "health"]
+    # A node still on the newer release is not downgraded by the program.
+    fake.state.write_text(json.dumps({"talos": {CP1: "v1.13.9"}, "kubernetes": "1.35.4"}))
+    with pytest.raises(tu.UpgradeRefused, match="runs v1.13.9.*older"):
+        provider.update("node-1", newer, node_props(version="v1.12.11", allowDowngrade=True))
+    assert not any(c[0] == "upgrade" for c in fake.commands())
+
+
+def test_config_accepts_recording_a_talos_rollback_only_when_allowed():
+    got = problems(deployed("v1.13.9", contract="v1.12.11"), talosVersion="v1.12.11", kubernetesVersion="1.35.4",
+                   machineConfigVersion="v1.12.11")
+    assert [p for p, _ in got] == ["managementCluster.talosVersion"]
+    assert problems(deployed("v1.13.9", contract="v1.12.11"), talosVersion="v1.12.11", kubernetesVersion="1.35.4",
+                    machineConfigVersion="v1.12.11", allowTalosDowngrade=True) == []
