@@ -261,7 +261,12 @@ class _TalosNodeUpgradeProvider(dynamic.ResourceProvider):
                 raise UpgradeRefused(f"node {props['hostname']} waits in maintenance mode with Talos {current}, "
                                      f"not {target}: reinstall it with the {target} image (allowReinstall)")
             return
-        if current != target:
+        # Same version, another installer: the schematic changed (systemExtensions), which only
+        # an upgrade with the new installer applies. The version cannot tell whether an earlier,
+        # interrupted run already did it, so a resumed schematic change may reboot the node once more.
+        new_schematic = (olds is not None and olds.get("talosVersion") == target
+                         and olds.get("installerImage") != props["installerImage"])
+        if current != target or new_schematic:
             # Never a downgrade here, even with allowDowngrade: that only lets the record follow
             # a `talosctl rollback` the operator already ran.
             problem = step_problem(current, target, "talos")
@@ -294,6 +299,10 @@ class _KubernetesUpgradeProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(id_="kubernetes", outs=_public(props))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        if olds.get("kubernetesVersion") == news["kubernetesVersion"]:
+            # Only the node changed (a control plane replaced, e.g. disaster recovery): before its
+            # configuration apply it is in maintenance mode, and there is nothing to upgrade.
+            return dynamic.UpdateResult(outs=_public(news))
         talosctl = _client(news)
         # upgrade-k8s is itself resumable: it detects the lowest running version and skips
         # components already at the target. Ref: talos v1.13.9 cmd/talosctl/cmd/talos/upgrade-k8s.go

@@ -159,6 +159,16 @@ def test_update_upgrades_with_the_installer_then_waits_for_health(tmp_path, monk
     assert res.outs["talosVersion"] == "v1.13.9"
 
 
+def test_a_new_schematic_at_the_same_version_upgrades_with_the_new_installer(tmp_path, monkeypatch):
+    fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.13.9"})
+    other = "factory.talos.dev/metal-installer/" + "0" * 64 + ":v1.13.9"
+    olds, news = public(node_props()), node_props(installerImage=other)
+    assert tu._TalosNodeUpgradeProvider().diff("node-1", olds, news).changes is True
+    tu._TalosNodeUpgradeProvider().update("node-1", olds, news)
+    assert [c[0] for c in fake.commands()] == ["version", "upgrade", "version", "health"]
+    assert fake.commands()[1][fake.commands()[1].index("--image") + 1] == other
+
+
 def test_a_lone_node_is_upgraded_without_drain(tmp_path, monkeypatch):
     fake = FakeTalosctl(tmp_path, monkeypatch, {CP1: "v1.12.11"})
     news = node_props(drain=False, controlPlaneNodes=[CP1], workerNodes=[])
@@ -247,6 +257,12 @@ def test_kubernetes_upgrade_runs_upgrade_k8s_on_one_node_then_health(tmp_path, m
         HEALTH,
     ]
     assert fake.versions()["kubernetes"] == "1.36.3"
+    # A replaced first control plane (same version) is recorded without calling talosctl.
+    fake.log.unlink()
+    moved = {**k8s_props("1.36.3"), "node": CP2, "endpoint": CP2}
+    assert provider.diff("kubernetes", public(k8s_props("1.36.3")), moved).changes is True
+    provider.update("kubernetes", public(k8s_props("1.36.3")), moved)
+    assert fake.commands() == []
     with pytest.raises(tu.UpgradeRefused, match="1.34.1 -> 1.36.3 skips a minor"):
         provider.diff("kubernetes", public(k8s_props("1.34.1")), k8s_props("1.36.3"))
     assert provider.diff("kubernetes", public(k8s_props("1.35.4")), k8s_props("1.36.3")).changes is True
