@@ -1134,8 +1134,14 @@ def load_from_pulumi() -> PlatformConfig:
     raw = {k[len(prefix):]: decode_value(v) for k, v in all_config.items() if k.startswith(prefix)}
     secret = {k[len(prefix):] for k in secret_full if k.startswith(prefix)}
     provider_keys = [k for k in all_config if not k.startswith(prefix)]
-    return parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys,
-                        deployed=read_deployed_versions())
+    cfg = parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys)
+    # Only a valid config is compared with what is deployed (the engine is asked nothing before):
+    # still before any resource is registered.
+    if cfg.management_cluster.provisioner == "ovh-talos":
+        problems = management_version_problems(cfg.management_cluster, read_deployed_versions())
+        if problems:
+            raise ConfigError(pulumi.get_stack(), problems)
+    return cfg
 
 
 def read_deployed_versions() -> DeployedVersions | None:
