@@ -1,8 +1,9 @@
 """The management cluster "weebo4cp": Talos on OVH bare metal, bootstrapped by Pulumi.
 
 Order: Image Factory schematic -> per server (firewall -> BYOI reinstall) -> machine secrets ->
-machine configuration per node -> apply (after the reinstall) -> bootstrap (first control plane)
--> kubeconfig. Nothing here needs the servers during preview: every value that comes from the
+machine configuration per node -> upgrade chain (components/talos_upgrade.py: each node in
+turn, then Kubernetes) -> apply (after the reinstall and the chain) -> bootstrap (first control
+plane) -> kubeconfig. Nothing here needs the servers during preview: every value that comes from the
 factory or a node is an output, unknown until ``pulumi up``, and invokes with unknown inputs
 are not called.
 """

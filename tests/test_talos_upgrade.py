@@ -372,6 +372,17 @@ def test_installer_follows_talos_version_while_the_config_contract_stays():
     assert reinstall.protect and "customizations" in reinstall.ignore_changes
 
 
+def test_version_dependent_patches_follow_the_contract_not_the_running_release():
+    # Talos 1.12 nodes with a 1.11 contract keep the legacy hostname field: a HostnameConfig
+    # document would change the configuration an upgrade applies.
+    mon = plan(raw_cluster(1, talosVersion="v1.12.11", kubernetesVersion="1.34.1",
+                           machineConfigVersion="v1.11.6"), preview=False).monitor
+    [apply] = mon.of_type("talos:machine/configurationApply:ConfigurationApply")
+    docs = [json.loads(p) for p in apply.inputs["configPatches"] if isinstance(p, str)]
+    assert not any(d.get("kind") == "HostnameConfig" for d in docs)
+    assert any(d.get("machine", {}).get("network", {}).get("hostname") == "node-1" for d in docs)
+
+
 # --- config validation against the recorded versions -------------------------------------------------
 
 def deployed(talos: str | dict[str, str], k8s: str = "1.35.4", contract: str | None = None) -> DeployedVersions:
