@@ -35,6 +35,21 @@ class ChartSpec:
 TALOS_VERSION = "v1.13.9"
 # renovate: datasource=github-releases depName=kubernetes/kubernetes
 KUBERNETES_VERSION = "1.36.3"  # Talos v1.13.9 default (constants.DefaultKubernetesVersion)
+# talosctl on the machine running `pulumi up` (upgrades, components/talos_upgrade.py): the newest
+# Talos the program installs. It drives older servers too: its upgrade command falls back to the
+# legacy API below 1.13 (talos v1.13.9 cmd/talosctl/cmd/talos/upgrade.go, talosUpgradeAPIVersionRange).
+# renovate: datasource=github-releases depName=siderolabs/talos
+TALOSCTL_VERSION = "v1.13.9"
+
+# Management-cluster Talos minor -> Kubernetes minors it supports (config validation refuses
+# other pairs). Ref: talos v1.13.9 pkg/machinery/compatibility/talos111, talos112, talos113
+# (MinimumKubernetesVersion/MaximumKubernetesVersion): 1.11 -> 1.29-1.34, 1.12 -> 1.30-1.35,
+# 1.13 -> 1.31-1.36. Older Talos minors are not offered (out of upstream support).
+MANAGEMENT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
+    "1.11": ("1.29", "1.30", "1.31", "1.32", "1.33", "1.34"),
+    "1.12": ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35"),
+    "1.13": ("1.31", "1.32", "1.33", "1.34", "1.35", "1.36"),
+}
 
 # --- Helm charts --------------------------------------------------------------------------------
 # renovate: datasource=helm depName=cilium registryUrl=https://helm.cilium.io/

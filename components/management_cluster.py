@@ -1,9 +1,10 @@
 """The management cluster "weebo4cp": Talos on OVH bare metal, bootstrapped by Pulumi.
 
 Order: Image Factory schematic -> per server (firewall -> BYOI reinstall) -> machine secrets ->
-machine configuration per node -> apply (after the reinstall) -> bootstrap (first control plane)
--> kubeconfig -> API readiness gate (``/readyz`` with the cluster CA; the kubeconfig handed on
-is its output). Nothing here needs the servers during preview: every value that comes from the
+machine configuration per node -> upgrade chain (components/talos_upgrade.py: each node in
+turn, then Kubernetes) -> apply (after the reinstall and the chain) -> bootstrap (first control
+plane) -> kubeconfig -> API readiness gate (``/readyz`` with the cluster CA; the kubeconfig handed
+on is its output). Nothing here needs the servers during preview: every value that comes from the
 factory or a node is an output, unknown until ``pulumi up``, and invokes with unknown inputs
 are not called.
 """
@@ -22,6 +23,7 @@ from components.common import irreplaceable
 from components.kube_api_ready import KubeApiReady, KubeApiReadyArgs
 from components.ovh_server import OvhServer, OvhServerArgs, byoi_image_url
 from components.talos_patches import install_patch, management_node_patches, schematic
+from components.talos_upgrade import ClusterUpgrades, ClusterUpgradesArgs
 from stacks.config import ManagementCluster as ManagementClusterConfig
 from stacks.config import ServerNode
 
@@ -50,6 +52,7 @@ class ManagementCluster(pulumi.ComponentResource):
     endpoint: str
     node_addresses: list[str]
     servers: dict[str, OvhServer]
+    upgrades: ClusterUpgrades
 
     def __init__(self, name: str, args: ManagementClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:cluster:ManagementCluster", name, None, opts)
@@ -101,9 +104,11 @@ class ManagementCluster(pulumi.ComponentResource):
 
         # --- machine secrets: losing them loses the cluster (CAs, bootstrap token) --------------
         # The SDK marks none of their outputs secret: additional_secret_outputs does.
+        # talos_version here and in the generated configuration is the machine-config contract
+        # (the features the config uses), not the version the nodes run: see machine_config_version.
         secrets = talos.machine.Secrets(
             f"{name}-secrets",
-            talos_version=cfg.talos_version,
+            talos_version=cfg.machine_config_contract,
             opts=irreplaceable(
                 parent=self,
                 depends_on=list(args.depends_on),
@@ -111,6 +116,36 @@ class ManagementCluster(pulumi.ComponentResource):
             ),
         )
         client_configuration = pulumi.Output.secret(secrets.client_configuration)
+        talosconfig = talos.client.get_configuration_output(
+            cluster_name=cfg.name,
+            client_configuration=client_configuration,
+            endpoints=[n.address for n in cfg.control_planes],
+            nodes=self.node_addresses,
+            opts=invoke,
+        )
+        self.talosconfig = pulumi.Output.secret(talosconfig.talos_config)
+
+        # --- upgrades: a talosVersion/kubernetesVersion edit upgrades node by node -------------
+        # Before the configuration apply: talosctl upgrade names the new installer itself, and
+        # upgrade-k8s rolls the control plane node by node and patches the nodes' configuration;
+        # the apply afterwards only brings machine.install.image (and the images upgrade-k8s
+        # already set) into line, which Talos applies without a reboot (talos v1.13.9 internal/app/
+        # machined/pkg/runtime/v1alpha1/v1alpha1_runtime.go CanApplyImmediate: .machine.install,
+        # .cluster, .machine.kubelet). On a new server the upgrade resources only record the
+        # version its fresh image runs (components/talos_upgrade.py).
+        self.upgrades = ClusterUpgrades(
+            f"{name}-upgrade",
+            ClusterUpgradesArgs(
+                nodes=[(n.hostname, n.address, n.role) for n in cfg.nodes],
+                talos_version=cfg.talos_version,
+                kubernetes_version=cfg.kubernetes_version,
+                installer_image=installer_image,
+                talosconfig=self.talosconfig,
+                allow_downgrade=cfg.allow_talos_downgrade,
+                depends_on=[s.reinstall for s in self.servers.values()],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         # --- configuration per node, applied once its server runs the fresh Talos ---------------
         applies: list[talos.machine.ConfigurationApply] = []
@@ -149,14 +184,6 @@ class ManagementCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap, kubeconfig, *endpoint_records]),
         )
         self.kubeconfig = pulumi.Output.secret(self.api_ready.kubeconfig)
-        talosconfig = talos.client.get_configuration_output(
-            cluster_name=cfg.name,
-            client_configuration=client_configuration,
-            endpoints=[n.address for n in cfg.control_planes],
-            nodes=self.node_addresses,
-            opts=invoke,
-        )
-        self.talosconfig = pulumi.Output.secret(talosconfig.talos_config)
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "talosconfig": self.talosconfig,
@@ -180,7 +207,7 @@ class ManagementCluster(pulumi.ComponentResource):
             cluster_endpoint=f"https://{args.endpoint}:6443",
             machine_type=node.role,
             machine_secrets=secrets.machine_secrets,
-            talos_version=cfg.talos_version,
+            talos_version=cfg.machine_config_contract,
             kubernetes_version=cfg.kubernetes_version,
             docs=False,
             examples=False,
@@ -207,7 +234,8 @@ class ManagementCluster(pulumi.ComponentResource):
             timeouts=talos.machine.TimeoutArgs(create=APPLY_TIMEOUT, update="15m"),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[server.reinstall],
+                # After the upgrade chain (its last link, Kubernetes, waits for every node).
+                depends_on=[server.reinstall, self.upgrades.kubernetes],
                 # A reinstalled server is back in maintenance mode: configure it again.
                 replace_with=[server.reinstall],
             ),

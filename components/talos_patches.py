@@ -232,7 +232,7 @@ def management_node_patches(
     only known once the schematic exists: see :func:`install_patch`)."""
     control_plane = node.role == "controlplane"
     patches: list[Patch] = [
-        hostname_patch(node.hostname, mc.talos_version),
+        hostname_patch(node.hostname, mc.machine_config_contract),
         *cilium_ready_patches([mc.pod_cidr], [mc.service_cidr]),
         kubeprism_patch(),
         cert_sans_patch([endpoint, node.address], control_plane=control_plane),

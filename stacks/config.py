@@ -294,6 +294,22 @@ class ManagementCluster(Model):
         description="UDP port of the NetBird (WireGuard) peer, kept open on the OVH network firewall.",
     )
     dns_ttl: int = Field(default=300, ge=60, le=86400, description="TTL of the endpoint and node A records at OVH.")
+    machine_config_version: TalosVersion | None = Field(
+        default=None,
+        description="Talos version whose machine-config features (contract) the generated configuration uses; "
+        "keep it at the version the cluster was installed with when talosVersion moves to a new minor, so "
+        "an upgrade only changes the installer image. Unset: talosVersion.",
+    )
+
+    allow_talos_downgrade: bool = Field(
+        default=False,
+        description="Must be true, on purpose, to lower talosVersion after a 'talosctl rollback' (the program "
+        "records the rollback, it never downgrades a node itself).",
+    )
+
+    @property
+    def machine_config_contract(self) -> str:
+        return self.machine_config_version or self.talos_version
 
     @field_validator("system_extensions")
     @classmethod
@@ -863,6 +879,85 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
     return p
 
 
+# --------------------------------------------------------------------------------------------
+# Management-cluster versions: supported pairs, and one minor step from what is deployed
+# --------------------------------------------------------------------------------------------
+
+# Stack output in which the program records what the management nodes were last seen running
+# (components/talos_upgrade.ClusterUpgrades.versions), read back before validation.
+DEPLOYED_VERSIONS_OUTPUT = "managementClusterVersions"
+
+
+class DeployedVersions(BaseModel):
+    """What the last ``pulumi up`` recorded (the stack's own ``managementClusterVersions`` output)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    talos: dict[str, str] = Field(default_factory=dict)  # hostname -> Talos version
+    kubernetes: str | None = None
+    machine_config_version: str | None = Field(default=None, alias="machineConfigVersion")
+
+
+def _minor_of(version: str) -> str:
+    return ".".join(version.removeprefix("v").split(".")[:2])
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.removeprefix("v").split("."))
+
+
+def management_version_problems(mc: ManagementCluster, deployed: DeployedVersions | None) -> list[ConfigProblem]:
+    """Refuse unsupported Talos/Kubernetes pairs and, against what is deployed, skipped minors
+    and downgrades (the upgrade resources' own diff refuses them too, from their state)."""
+    from components.talos_upgrade import step_problem
+
+    if mc.provisioner != "ovh-talos":
+        return []  # an existing cluster is upgraded by whoever runs it
+    p: list[ConfigProblem] = []
+    base = "managementCluster"
+    talos_minor, k8s_minor = _minor_of(mc.talos_version), _minor_of(mc.kubernetes_version)
+    supported = versions.MANAGEMENT_VERSION_MATRIX.get(talos_minor)
+    if supported is None:
+        p.append(ConfigProblem(path=f"{base}.talosVersion", problem=f"Talos {mc.talos_version} is not a supported "
+                               "management-cluster release",
+                               hint=f"use a Talos {' or '.join(versions.MANAGEMENT_VERSION_MATRIX)} release"))
+    elif k8s_minor not in supported:
+        p.append(ConfigProblem(path=f"{base}.kubernetesVersion",
+                               problem=f"Kubernetes {mc.kubernetes_version} is not supported with Talos {mc.talos_version}",
+                               hint=f"use Kubernetes {supported[0]}-{supported[-1]} with Talos {talos_minor}"))
+    if mc.machine_config_version and _version_key(mc.machine_config_version) > _version_key(mc.talos_version):
+        p.append(ConfigProblem(path=f"{base}.machineConfigVersion",
+                               problem=f"{mc.machine_config_version} is newer than talosVersion {mc.talos_version}: "
+                               "nodes would not understand the configuration",
+                               hint="set it to the version the cluster was installed with (at most talosVersion)"))
+    if deployed is None:
+        return p
+    running = sorted(deployed.talos.values(), key=_version_key)
+    if running:
+        # The oldest node decides a skip, the newest a downgrade.
+        for current in dict.fromkeys((running[0], running[-1])):
+            problem = step_problem(current, mc.talos_version, "talos", allow_downgrade=mc.allow_talos_downgrade)
+            if problem:
+                p.append(ConfigProblem(path=f"{base}.talosVersion", problem=f"deployed nodes run {current}: {problem}",
+                                       hint="edit talosVersion one minor at a time, each applied by its own 'pulumi up'"))
+                break
+        if _minor_of(running[0]) != talos_minor and mc.machine_config_version is None:
+            contract = deployed.machine_config_version or running[0]
+            p.append(ConfigProblem(
+                path=f"{base}.machineConfigVersion",
+                problem=f"unset while Talos moves from {running[0]} to {mc.talos_version}: the machine configuration "
+                "would switch to the new release's features, which the nodes still on the old release refuse, "
+                "and Talos would reboot them to apply it",
+                hint=f"set managementCluster.machineConfigVersion: {contract} (the contract the cluster runs with)",
+            ))
+    if deployed.kubernetes:
+        problem = step_problem(deployed.kubernetes, mc.kubernetes_version, "kubernetes")
+        if problem:
+            p.append(ConfigProblem(path=f"{base}.kubernetesVersion", problem=f"the cluster runs {deployed.kubernetes}: {problem}",
+                                   hint="edit kubernetesVersion one minor at a time, each applied by its own 'pulumi up'"))
+    return p
+
+
 def _unique(p: list[ConfigProblem], path: str, values: Iterable[str], what: str) -> None:
     seen: dict[str, int] = {}
     for i, v in enumerate(values):
@@ -1019,6 +1114,7 @@ def parse_config(
     secret_keys: Iterable[str] = (),
     stack: str = "stack",
     provider_keys: Iterable[str] = (),
+    deployed: DeployedVersions | None = None,
 ) -> PlatformConfig:
     """Validate the project namespace of a stack's config.
 
@@ -1072,6 +1168,8 @@ def parse_config(
         parsed.setdefault(name, stub())
     cfg = PlatformConfig.model_construct(**parsed)
     problems.extend(p for p in _cross_checks(cfg) if p.path.split(".")[0].split("[")[0] not in failed)
+    if "managementCluster" not in failed:
+        problems.extend(management_version_problems(cfg.management_cluster, deployed))
     if problems:
         raise ConfigError(stack, problems)
     return PlatformConfig(**parsed)
@@ -1097,4 +1195,39 @@ def load_from_pulumi() -> PlatformConfig:
     raw = {k[len(prefix):]: decode_value(v) for k, v in all_config.items() if k.startswith(prefix)}
     secret = {k[len(prefix):] for k in secret_full if k.startswith(prefix)}
     provider_keys = [k for k in all_config if not k.startswith(prefix)]
-    return parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys)
+    cfg = parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys)
+    # Only a valid config is compared with what is deployed (the engine is asked nothing before):
+    # still before any resource is registered.
+    if cfg.management_cluster.provisioner == "ovh-talos":
+        problems = management_version_problems(cfg.management_cluster, read_deployed_versions())
+        if problems:
+            raise ConfigError(pulumi.get_stack(), problems)
+    return cfg
+
+
+def read_deployed_versions() -> DeployedVersions | None:
+    """The versions the last ``pulumi up`` recorded, from this stack's own outputs.
+
+    A synchronous invoke of the engine's builtin ``pulumi:pulumi:readStackOutputs`` (what stack
+    references read; Ref: pulumi/pulumi v3.259.0 pkg/resource/deploy/builtins.go Invoke): no
+    resource is registered, so validation still happens before any. A new stack has no outputs
+    (None: nothing to compare with); if the backend cannot answer, validation goes on without the
+    comparison and says so — the upgrade resources' own diff still refuses a skipped minor.
+    """
+    from pulumi.runtime import invoke
+
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    try:
+        result = invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+        outputs = (result.value or {}).get("outputs") or {}
+    except Exception as exc:  # noqa: BLE001 - the comparison is a convenience, not a gate
+        pulumi.log.warn(f"could not read this stack's outputs ({type(exc).__name__}); "
+                        "upgrade steps are checked by the upgrade resources only")
+        return None
+    recorded = outputs.get(DEPLOYED_VERSIONS_OUTPUT)
+    if not isinstance(recorded, Mapping):
+        return None
+    try:
+        return DeployedVersions.model_validate(dict(recorded))
+    except ValidationError:
+        return None

@@ -42,6 +42,8 @@ class Environment:
     services: dict[str, pulumi.ComponentResource] = field(default_factory=dict)
     tenants: dict[str, TenantCluster] = field(default_factory=dict)
     talosconfig: pulumi.Output[str] | None = None
+    # What the management nodes were last seen running (Talos per node, Kubernetes): a stack output.
+    management_versions: pulumi.Output[dict] | None = None
 
 
 def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = None) -> Environment:
@@ -55,6 +57,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
 
     # --- management cluster -------------------------------------------------------------------
     talosconfig = None
+    management_versions = None
     if mc.provisioner == "ovh-talos":
         cluster = ManagementCluster(
             mc.name,
@@ -70,6 +73,9 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
         )
         kubeconfig = cluster.kubeconfig
         talosconfig = cluster.talosconfig
+        management_versions = cluster.upgrades.versions.apply(
+            lambda v: {**v, "machineConfigVersion": mc.machine_config_contract}
+        )
     else:
         assert mc.existing is not None or True
         existing = mc.existing
@@ -90,7 +96,8 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
         context=mc.existing.context if mc.existing else None,
         enable_server_side_apply=True,
     )
-    env = Environment(kubeconfig=kubeconfig, provider=provider, talosconfig=talosconfig)
+    env = Environment(kubeconfig=kubeconfig, provider=provider, talosconfig=talosconfig,
+                      management_versions=management_versions)
 
     # --- platform services --------------------------------------------------------------------
     # Nodes stay NotReady until a CNI runs: Cilium comes before any workload.

@@ -185,3 +185,9 @@ def _authentik_certificate(args: dict[str, Any]) -> dict[str, Any]:
     # Authentik identifies certificate-key pairs by UUID (CertificateKeyPair.kp_uuid).
     kp_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"authentik-certificate/{args.get('name')}")
     return {**args, "id": str(kp_uuid), "name": args.get("name")}
+
+
+@handles("pulumi:pulumi:readStackOutputs")
+def _read_stack_outputs(args: dict[str, Any]) -> dict[str, Any]:
+    # The offline engine has no previous deployment: a stack without outputs, as a new one.
+    return {"name": args.get("name"), "outputs": {}, "secretOutputNames": []}

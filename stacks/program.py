@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 import pulumi
 
-from stacks.config import load_from_pulumi
+from stacks.config import DEPLOYED_VERSIONS_OUTPUT, load_from_pulumi
 from stacks.environment import build_environment
 
 
@@ -32,5 +32,8 @@ def main(tenants: Collection[str] | None = None) -> None:
     pulumi.export("kubeconfig", pulumi.Output.secret(env.kubeconfig))
     if env.talosconfig is not None:
         pulumi.export("talosconfig", pulumi.Output.secret(env.talosconfig))
+    if env.management_versions is not None:
+        # Read back by config validation on the next run (stacks.config.read_deployed_versions).
+        pulumi.export(DEPLOYED_VERSIONS_OUTPUT, env.management_versions)
     pulumi.export("nodeAddresses", [n.address for n in cfg.management_cluster.nodes])
     pulumi.export("tenants", sorted(t.name for t in cfg.tenants))
