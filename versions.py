@@ -56,6 +56,31 @@ CAPI_OPERATOR_CHART_VERSION = "0.28.0"
 # renovate: datasource=docker depName=ghcr.io/netbirdio/helm-charts/netbird-operator
 NETBIRD_OPERATOR_CHART_VERSION = "0.8.0"
 
+# Traefik's CRDs, applied by components/traefik.py before the chart (installed with skip_crds):
+# Helm installs a chart's crds/ only on first install (HIP-0011), so a chart bump would leave them
+# stale. The separate `traefik-crds` chart is no answer: deprecated since traefik chart v38.0.2 and
+# removed from traefik/traefik-helm-chart (commit fd6fca32, May 2026); its last release, crds 1.18.0,
+# shipped with chart 40.0.0, not 41.x. Upstream's own upgrade path is to server-side-apply the
+# chart's crds/ ("helm show crds traefik/traefik | kubectl apply --server-side --force-conflicts",
+# README "Upgrade the Standalone Traefik Chart" @ v41.3.0), which is what is done here, file by
+# file, each checked against its sha256. Only the traefik.io CRDs: Traefik Hub (hub.traefik.io) is
+# not installed, and chart 41.x ships no Gateway API CRDs (commit ab7dbb15; the Gateway provider,
+# `providers.kubernetesGateway`, stays disabled). sha256 of traefik/crds/<file> at tag v41.3.0
+# (commit a8a66d00); bump with TRAEFIK_CHART_VERSION (tests/test_traefik.py checks them against the
+# contract files in ../shared/schemas/traefik).
+TRAEFIK_CRDS_SHA256: dict[str, str] = {
+    "traefik.io_ingressroutes.yaml": "6c78d0550ca4dcce238b4a6b470f7e98b8ca834a02b5103b5c29e2dbdc05ad8a",
+    "traefik.io_ingressroutetcps.yaml": "c136e95e25ca2ccf9c8a9f481018ef82795a3bdb7a5e1216d4606eb87cd75bdf",
+    "traefik.io_ingressrouteudps.yaml": "ae071b931020038031f04e26ecbf08dc05261446c51d06bac629f8e1c637d97f",
+    "traefik.io_middlewares.yaml": "2d2e097725637a7fc372fab3492db2cb94860e7d463424bd6b341f6a2a81c685",
+    "traefik.io_middlewaretcps.yaml": "d9f8fba46ba6f96273de5c126175a7d222f9f9c3458b3df38d603bbf30e69bb5",
+    "traefik.io_serverstransports.yaml": "164d529984ce726950383a34ea38c5cfd5aedb67dc6e04dfd1ea0854f28cb954",
+    "traefik.io_serverstransporttcps.yaml": "5029d3326548033343dca5c9676a34699cf8c4e6327744902b705d845872fb97",
+    "traefik.io_tlsoptions.yaml": "d3f7095426cf8e899d3062fadb460cf1b6749f86af2616b50ff6a6c1c1e1ce21",
+    "traefik.io_tlsstores.yaml": "b649ddb4c1be3304f2edac2dc4fc16a93d44738968dcb2a810bc4dedef8f48a9",
+    "traefik.io_traefikservices.yaml": "3ef2d4c3badc9119a967be771176b0c604aacbe489ed770f9642c330dab943e5",
+}
+
 CHARTS: dict[str, ChartSpec] = {
     "cilium": ChartSpec("cilium", "https://helm.cilium.io/", CILIUM_CHART_VERSION),
     "cert-manager": ChartSpec("cert-manager", "https://charts.jetstack.io", CERT_MANAGER_CHART_VERSION),
