@@ -191,3 +191,54 @@ KUBEVIRT_CSI_IMAGES: dict[str, str] = {
     "registrar": f"registry.k8s.io/sig-storage/csi-node-driver-registrar:{CSI_NODE_DRIVER_REGISTRAR_VERSION}",
     "livenessprobe": f"registry.k8s.io/sig-storage/livenessprobe:{CSI_LIVENESS_PROBE_VERSION}",
 }
+
+# --- Authentik API: pulumi_authentik (provider) vs the Authentik server ---------------------------
+# pulumi-authentik 2025.8.1 (requirements.txt; the newest on PyPI) wraps terraform-provider-authentik
+# v2025.8.1 (its pulumi-plugin.json parameterization), built on goauthentik.io/api/v3 v3.2025100.4
+# (Ref: goauthentik/terraform-provider-authentik go.mod @ v2025.8.1), i.e. the API schema of
+# Authentik 2025.10 (Ref: goauthentik/client-go schema.yml @ v3.2025100.4). The server is
+# AUTHENTIK_CHART_VERSION (2026.8.0). Decision: keep the 2026.8 server (2025.10 is out of upstream
+# support, and chart 2026.8 is what the values are validated against) after comparing, for every
+# resource type and field the program uses (below; tests/test_authentik_api.py keeps this set equal
+# to what the program registers), the request/response models and their enums of schema 2025.10.4
+# with schema 2026.8.0 (authentik-client 2025.10.4 vs 2026.8.0 on PyPI, generated from those
+# schema.yml; endpoints /core/applications/, /core/groups/, /providers/oauth2/, /providers/proxy/,
+# /policies/bindings/, /outposts/instances/, /outposts/service_connections/kubernetes/,
+# /flows/instances/, /propertymappings/provider/scope/, /crypto/certificatekeypairs/):
+#  - unchanged: every field the program sets, their types, and the enums it sends (ClientTypeEnum,
+#    SubModeEnum, IssuerModeEnum, MatchingModeEnum, ProxyMode, OutpostTypeEnum); ProxyProvider,
+#    Outpost, KubernetesServiceConnection and ScopeMapping models entirely.
+#  - changed, harmless here: Group `parent`/`children` -> `parents` (never set; the server ignores
+#    unknown request keys); Application +`meta_hide`/`meta_icon` (optional), +`pbm_uuid`, and
+#    PolicyBinding `*_obj` now optional, +`expires`/`expiring` (responses: the 6.2.0-generated Go
+#    client ignores unknown keys and checks no required keys); CertificateKeyPair
+#    `private_key_type` -> `key_type` (not read); Flow `background` optional, +`background_url`.
+#  - changed, watched: new response enum values FlowLayoutEnum (+sidebar_*_frame_background) and
+#    AuthenticationEnum (+require_token) break the old client's decoding of a flow using them; the
+#    program reads only the two default flows (components.authentik_ready), not those layouts.
+#    OAuth2Provider +`grant_types` and RedirectURI +`redirect_uri_type` are not sent by this
+#    provider: the server's defaults apply (authorization-code clients, authorization redirects);
+#    AuthentikReady and the apps' logins are what proves them on a real deploy.
+# Bump the provider or the server: redo this comparison, then update the "server" value below.
+AUTHENTIK_API_CHECK: dict[str, object] = {
+    "provider": "pulumi-authentik==2025.8.1",
+    "server": "2026.8.0",
+    # Pulumi type token -> the input fields (or invoke arguments) checked.
+    "uses": {
+        "authentik:index/application:Application": ("metaLaunchUrl", "name", "protocolProvider", "slug"),
+        "authentik:index/group:Group": ("isSuperuser", "name"),
+        "authentik:index/outpost:Outpost": ("config", "name", "protocolProviders", "serviceConnection", "type"),
+        "authentik:index/policyBinding:PolicyBinding": ("group", "order", "target"),
+        "authentik:index/providerOauth2:ProviderOauth2": (
+            "accessCodeValidity", "allowedRedirectUris", "authorizationFlow", "clientId", "clientSecret",
+            "clientType", "invalidationFlow", "issuerMode", "name", "propertyMappings", "signingKey", "subMode",
+        ),
+        "authentik:index/providerProxy:ProviderProxy": (
+            "authorizationFlow", "externalHost", "invalidationFlow", "mode", "name",
+        ),
+        "authentik:index/serviceConnectionKubernetes:ServiceConnectionKubernetes": ("local", "name"),
+        "authentik:index/getCertificateKeyPair:getCertificateKeyPair": ("fetchCertificate", "fetchKey", "name"),
+        "authentik:index/getFlow:getFlow": ("slug",),
+        "authentik:index/getPropertyMappingProviderScope:getPropertyMappingProviderScope": ("managedLists",),
+    },
+}
