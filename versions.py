@@ -216,13 +216,26 @@ KUBEVIRT_CSI_IMAGES: dict[str, str] = {
 #  - changed, watched: new response enum values FlowLayoutEnum (+sidebar_*_frame_background) and
 #    AuthenticationEnum (+require_token) break the old client's decoding of a flow using them; the
 #    program reads only the two default flows (components.authentik_ready), not those layouts.
-#    OAuth2Provider +`grant_types` and RedirectURI +`redirect_uri_type` are not sent by this
-#    provider: the server's defaults apply (authorization-code clients, authorization redirects);
-#    AuthentikReady and the apps' logins are what proves them on a real deploy.
+#    RedirectURI +`redirect_uri_type` (optional; not sent, the server default applies).
+#  - changed, BREAKING, worked around: OAuth2Provider +`grant_types` (Authentik 2026.5,
+#    goauthentik/authentik PR #20363). A provider only accepts the grants it lists, and one created
+#    without them through the API has none (logins fail: claytono/infra#2525 on 2026.5,
+#    CowDogMoo/Walls-of-Excellence#1828 on 2026.8). This provider cannot send the field (it came
+#    with terraform-provider-authentik v2026.5.0, no Pulumi SDK of which is published), so
+#    components.identity.OAuth2GrantTypes PATCHes /providers/oauth2/{id}/ with each application's
+#    grants after every write of its provider and fails the deploy unless Authentik stored them.
+#    Replace it by the provider's own `grant_types` once a pulumi-authentik >= 2026.5 exists.
 # Bump the provider or the server: redo this comparison, then update the "server" value below.
 AUTHENTIK_API_CHECK: dict[str, object] = {
     "provider": "pulumi-authentik==2025.8.1",
     "server": "2026.8.0",
+    # The program's own calls (components.authentik_ready, components.identity), checked the same way.
+    "api_calls": (
+        "GET /api/v3/crypto/certificatekeypairs/?name=",
+        "GET /api/v3/flows/instances/?slug=",
+        "GET /api/v3/propertymappings/provider/scope/?managed=",
+        "PATCH /api/v3/providers/oauth2/{id}/ grant_types",
+    ),
     # Pulumi type token -> the input fields (or invoke arguments) checked.
     "uses": {
         "authentik:index/application:Application": ("metaLaunchUrl", "name", "protocolProvider", "slug"),

@@ -40,3 +40,13 @@ def test_the_check_is_for_the_pinned_provider_and_server():
     requirements = (ROOT / "requirements.txt").read_text()
     assert re.search(rf"^{re.escape(CHECK['provider'])}$", requirements, re.M), "provider bumped: redo the check"
     assert CHECK["server"] == versions.AUTHENTIK_CHART_VERSION, "Authentik server bumped: redo the check"
+
+
+def test_the_programs_own_api_calls_are_the_checked_ones():
+    """Every Authentik API path written in the components is in the checked list (and back)."""
+    found = set()
+    for path in (ROOT / "components").glob("*.py"):
+        for m in re.finditer(r"/api/v3/[a-z0-9_/]+/(?:\?[a-z_]+=|\{[a-z_]+\}/)?", path.read_text()):
+            found.add(m.group(0).replace("{provider_id}", "{id}"))
+    checked = {call.split()[1] for call in CHECK["api_calls"]}
+    assert found == checked
