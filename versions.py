@@ -71,6 +71,31 @@ CAPI_OPERATOR_CHART_VERSION = "0.28.0"
 # renovate: datasource=docker depName=ghcr.io/netbirdio/helm-charts/netbird-operator
 NETBIRD_OPERATOR_CHART_VERSION = "0.8.0"
 
+# Traefik's CRDs, applied by components/traefik.py before the chart (installed with skip_crds):
+# Helm installs a chart's crds/ only on first install (HIP-0011), so a chart bump would leave them
+# stale. The separate `traefik-crds` chart is no answer: deprecated since traefik chart v38.0.2 and
+# removed from traefik/traefik-helm-chart (commit fd6fca32, May 2026); its last release, crds 1.18.0,
+# shipped with chart 40.0.0, not 41.x. Upstream's own upgrade path is to server-side-apply the
+# chart's crds/ ("helm show crds traefik/traefik | kubectl apply --server-side --force-conflicts",
+# README "Upgrade the Standalone Traefik Chart" @ v41.3.0), which is what is done here, file by
+# file, each checked against its sha256. Only the traefik.io CRDs: Traefik Hub (hub.traefik.io) is
+# not installed, and chart 41.x ships no Gateway API CRDs (commit ab7dbb15; the Gateway provider,
+# `providers.kubernetesGateway`, stays disabled). sha256 of traefik/crds/<file> at tag v41.3.0
+# (commit a8a66d00); bump with TRAEFIK_CHART_VERSION (tests/test_traefik.py checks them against the
+# contract files in ../shared/schemas/traefik).
+TRAEFIK_CRDS_SHA256: dict[str, str] = {
+    "traefik.io_ingressroutes.yaml": "6c78d0550ca4dcce238b4a6b470f7e98b8ca834a02b5103b5c29e2dbdc05ad8a",
+    "traefik.io_ingressroutetcps.yaml": "c136e95e25ca2ccf9c8a9f481018ef82795a3bdb7a5e1216d4606eb87cd75bdf",
+    "traefik.io_ingressrouteudps.yaml": "ae071b931020038031f04e26ecbf08dc05261446c51d06bac629f8e1c637d97f",
+    "traefik.io_middlewares.yaml": "2d2e097725637a7fc372fab3492db2cb94860e7d463424bd6b341f6a2a81c685",
+    "traefik.io_middlewaretcps.yaml": "d9f8fba46ba6f96273de5c126175a7d222f9f9c3458b3df38d603bbf30e69bb5",
+    "traefik.io_serverstransports.yaml": "164d529984ce726950383a34ea38c5cfd5aedb67dc6e04dfd1ea0854f28cb954",
+    "traefik.io_serverstransporttcps.yaml": "5029d3326548033343dca5c9676a34699cf8c4e6327744902b705d845872fb97",
+    "traefik.io_tlsoptions.yaml": "d3f7095426cf8e899d3062fadb460cf1b6749f86af2616b50ff6a6c1c1e1ce21",
+    "traefik.io_tlsstores.yaml": "b649ddb4c1be3304f2edac2dc4fc16a93d44738968dcb2a810bc4dedef8f48a9",
+    "traefik.io_traefikservices.yaml": "3ef2d4c3badc9119a967be771176b0c604aacbe489ed770f9642c330dab943e5",
+}
+
 CHARTS: dict[str, ChartSpec] = {
     "cilium": ChartSpec("cilium", "https://helm.cilium.io/", CILIUM_CHART_VERSION),
     "cert-manager": ChartSpec("cert-manager", "https://charts.jetstack.io", CERT_MANAGER_CHART_VERSION),
@@ -185,4 +210,68 @@ KUBEVIRT_CSI_IMAGES: dict[str, str] = {
     "resizer": f"registry.k8s.io/sig-storage/csi-resizer:{CSI_RESIZER_VERSION}",
     "registrar": f"registry.k8s.io/sig-storage/csi-node-driver-registrar:{CSI_NODE_DRIVER_REGISTRAR_VERSION}",
     "livenessprobe": f"registry.k8s.io/sig-storage/livenessprobe:{CSI_LIVENESS_PROBE_VERSION}",
+}
+
+# --- Authentik API: pulumi_authentik (provider) vs the Authentik server ---------------------------
+# pulumi-authentik 2025.8.1 (requirements.txt; the newest on PyPI) wraps terraform-provider-authentik
+# v2025.8.1 (its pulumi-plugin.json parameterization), built on goauthentik.io/api/v3 v3.2025100.4
+# (Ref: goauthentik/terraform-provider-authentik go.mod @ v2025.8.1), i.e. the API schema of
+# Authentik 2025.10 (Ref: goauthentik/client-go schema.yml @ v3.2025100.4). The server is
+# AUTHENTIK_CHART_VERSION (2026.8.0). Decision: keep the 2026.8 server (2025.10 is out of upstream
+# support, and chart 2026.8 is what the values are validated against) after comparing, for every
+# resource type and field the program uses (below; tests/test_authentik_api.py keeps this set equal
+# to what the program registers), the request/response models and their enums of schema 2025.10.4
+# with schema 2026.8.0 (authentik-client 2025.10.4 vs 2026.8.0 on PyPI, generated from those
+# schema.yml; endpoints /core/applications/, /core/groups/, /providers/oauth2/, /providers/proxy/,
+# /policies/bindings/, /outposts/instances/, /outposts/service_connections/kubernetes/,
+# /flows/instances/, /propertymappings/provider/scope/, /crypto/certificatekeypairs/):
+#  - unchanged: every field the program sets, their types, and the enums it sends (ClientTypeEnum,
+#    SubModeEnum, IssuerModeEnum, MatchingModeEnum, ProxyMode, OutpostTypeEnum); ProxyProvider,
+#    Outpost, KubernetesServiceConnection and ScopeMapping models entirely.
+#  - changed, harmless here: Group `parent`/`children` -> `parents` (never set; the server ignores
+#    unknown request keys); Application +`meta_hide`/`meta_icon` (optional), +`pbm_uuid`, and
+#    PolicyBinding `*_obj` now optional, +`expires`/`expiring` (responses: the 6.2.0-generated Go
+#    client ignores unknown keys and checks no required keys); CertificateKeyPair
+#    `private_key_type` -> `key_type` (not read); Flow `background` optional, +`background_url`.
+#  - changed, watched: new response enum values FlowLayoutEnum (+sidebar_*_frame_background) and
+#    AuthenticationEnum (+require_token) break the old client's decoding of a flow using them; the
+#    program reads only the two default flows (components.authentik_ready), not those layouts.
+#    RedirectURI +`redirect_uri_type` (optional; not sent, the server default applies).
+#  - changed, BREAKING, worked around: OAuth2Provider +`grant_types` (Authentik 2026.5,
+#    goauthentik/authentik PR #20363). A provider only accepts the grants it lists, and one created
+#    without them through the API has none (logins fail: claytono/infra#2525 on 2026.5,
+#    CowDogMoo/Walls-of-Excellence#1828 on 2026.8). This provider cannot send the field (it came
+#    with terraform-provider-authentik v2026.5.0, no Pulumi SDK of which is published), so
+#    components.identity.OAuth2GrantTypes PATCHes /providers/oauth2/{id}/ with each application's
+#    grants after every write of its provider and fails the deploy unless Authentik stored them.
+#    Replace it by the provider's own `grant_types` once a pulumi-authentik >= 2026.5 exists.
+# Bump the provider or the server: redo this comparison, then update the "server" value below.
+AUTHENTIK_API_CHECK: dict[str, object] = {
+    "provider": "pulumi-authentik==2025.8.1",
+    "server": "2026.8.0",
+    # The program's own calls (components.authentik_ready, components.identity), checked the same way.
+    "api_calls": (
+        "GET /api/v3/crypto/certificatekeypairs/?name=",
+        "GET /api/v3/flows/instances/?slug=",
+        "GET /api/v3/propertymappings/provider/scope/?managed=",
+        "PATCH /api/v3/providers/oauth2/{id}/ grant_types",
+    ),
+    # Pulumi type token -> the input fields (or invoke arguments) checked.
+    "uses": {
+        "authentik:index/application:Application": ("metaLaunchUrl", "name", "protocolProvider", "slug"),
+        "authentik:index/group:Group": ("isSuperuser", "name"),
+        "authentik:index/outpost:Outpost": ("config", "name", "protocolProviders", "serviceConnection", "type"),
+        "authentik:index/policyBinding:PolicyBinding": ("group", "order", "target"),
+        "authentik:index/providerOauth2:ProviderOauth2": (
+            "accessCodeValidity", "allowedRedirectUris", "authorizationFlow", "clientId", "clientSecret",
+            "clientType", "invalidationFlow", "issuerMode", "name", "propertyMappings", "signingKey", "subMode",
+        ),
+        "authentik:index/providerProxy:ProviderProxy": (
+            "authorizationFlow", "externalHost", "invalidationFlow", "mode", "name",
+        ),
+        "authentik:index/serviceConnectionKubernetes:ServiceConnectionKubernetes": ("local", "name"),
+        "authentik:index/getCertificateKeyPair:getCertificateKeyPair": ("fetchCertificate", "fetchKey", "name"),
+        "authentik:index/getFlow:getFlow": ("slug",),
+        "authentik:index/getPropertyMappingProviderScope:getPropertyMappingProviderScope": ("managedLists",),
+    },
 }

@@ -49,6 +49,30 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 PART_OF_ARGOCD = {"app.kubernetes.io/part-of": "argocd"}
 REPOSITORY_LABELS = {"argocd.argoproj.io/secret-type": "repository"}
 
+# Keys of the redis-ha 4.38.0 subchart (argo-cd 10.1.1 Chart.yaml dependencies) that the argo-cd
+# values.yaml does not list. Checked against DandyDeveloper/charts charts/redis-ha/values.yaml at
+# tag redis-ha-4.38.0: redis.resources, sentinel.resources, splitBrainDetection.resources,
+# init.resources (the config-init init containers), haproxy.resources, haproxy.init.resources
+# (templates/redis-ha-statefulset.yaml, redis-haproxy-deployment.yaml).
+SUBCHART_KEYS = (
+    "redis-ha.redis.resources",
+    "redis-ha.sentinel",
+    "redis-ha.splitBrainDetection",
+    "redis-ha.init",
+    "redis-ha.haproxy.resources",
+    "redis-ha.haproxy.init",
+)
+
+
+def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+# Every container the chart renders gets requests (the chart sets none) and a memory limit, like
+# the platform's other chart workloads; sized for one server shared with the tenant VMs.
+# Ref: argo-helm argo-cd-10.1.1 templates (toYaml .Values.<component>.resources).
+SMALL = _resources("10m", "32Mi", "128Mi")  # init containers, the redis-secret-init Job
+
 
 def oidc_config(oidc: OidcClient) -> str:
     """argocd-cm ``oidc.config``. Authentik's default 'profile' scope mapping emits the ``groups``
@@ -106,16 +130,35 @@ def values(cfg: PlatformConfig, oidc: OidcClient) -> dict[str, Any]:
         },
         "controller": {"replicas": 1, "resources": {**resources, "limits": {"memory": "2Gi"}}},
         "server": {"replicas": 2 if ha else 1, "resources": resources},
-        "repoServer": {"replicas": 2 if ha else 1, "resources": {**resources, "limits": {"memory": "1Gi"}}},
+        "repoServer": {
+            "replicas": 2 if ha else 1,
+            "resources": {**resources, "limits": {"memory": "1Gi"}},
+            # Its init container (copies the argocd binary); would inherit repoServer.resources.
+            "copyutil": {"resources": SMALL},
+        },
         "applicationSet": {"replicas": 2 if ha else 1, "resources": resources},
+        "notifications": {"resources": _resources("20m", "64Mi", "256Mi")},
+        # The pre-install/pre-upgrade Job that generates the Redis password.
+        "redisSecretInit": {"resources": SMALL},
     }
     # Ref: argo-helm charts/argo-cd/README.md "HA mode without autoscaling".
     if ha:
         out["redis-ha"] = {
             "enabled": True,
             "hardAntiAffinity": hard_anti_affinity,
-            "haproxy": {"hardAntiAffinity": hard_anti_affinity},
+            "redis": {"resources": _resources("50m", "128Mi", "512Mi")},
+            "sentinel": {"resources": _resources("10m", "32Mi", "128Mi")},
+            "splitBrainDetection": {"resources": _resources("10m", "16Mi", "64Mi")},
+            "init": {"resources": SMALL},
+            "haproxy": {
+                "hardAntiAffinity": hard_anti_affinity,
+                "resources": _resources("20m", "64Mi", "256Mi"),
+                "init": {"resources": SMALL},
+            },
         }
+    else:
+        # The single Redis Deployment (rendered only without redis-ha: templates/redis/deployment.yaml).
+        out["redis"] = {"resources": _resources("50m", "128Mi", "512Mi")}
     return out
 
 

@@ -102,19 +102,49 @@ def announced_services(cfg: PlatformConfig) -> int:
     return 2 + 2 * max_tenants
 
 
+def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+# Requests for every pod the chart renders (the chart sets none but the CNI installer's): the
+# scheduler must count the datapath before the tenant VMs fill the one server. Memory limits,
+# no CPU limits, like the platform's other chart workloads (throttling the agent or Envoy would
+# stall the datapath). Agent: the chart's own example requests (values.yaml `resources`), its
+# example 4Gi memory limit. Keys: cilium chart 1.20.0 values.yaml.
+RESOURCES: dict[str, dict[str, Any]] = {
+    "agent": _resources("100m", "512Mi", "4Gi"),
+    "agentInit": _resources("10m", "32Mi", "128Mi"),  # initResources: mount-bpf-fs, clean-cilium-state...
+    "envoy": _resources("50m", "128Mi", "1Gi"),
+    "operator": _resources("50m", "128Mi", "512Mi"),
+    "hubbleRelay": _resources("20m", "64Mi", "256Mi"),
+    "hubbleUiBackend": _resources("10m", "64Mi", "256Mi"),
+    "hubbleUiFrontend": _resources("10m", "32Mi", "128Mi"),
+    "mountCgroup": _resources("10m", "16Mi", "64Mi"),  # cgroup.autoMount init container
+}
+
+
 def values(cfg: PlatformConfig) -> dict[str, Any]:
     """Helm values of the cilium chart 1.20.0."""
     c = cfg.cilium
+    r = RESOURCES
     v: dict[str, Any] = {
         "ipam": {"mode": "kubernetes"},
         "routingMode": "tunnel",
         "tunnelProtocol": c.tunnel_protocol,
-        "operator": {"replicas": operator_replicas(cfg)},
+        "operator": {"replicas": operator_replicas(cfg), "resources": r["operator"]},
         "rollOutCiliumPods": True,
+        "resources": r["agent"],
+        "initResources": r["agentInit"],
+        # Envoy runs as its own DaemonSet (chart default for new installations, `envoy.enabled`).
+        "envoy": {"resources": r["envoy"]},
         "hubble": {
             "enabled": True,
-            "relay": {"enabled": True},
-            "ui": {"enabled": c.hubble_ui},
+            "relay": {"enabled": True, "resources": r["hubbleRelay"]},
+            "ui": {
+                "enabled": c.hubble_ui,
+                "backend": {"resources": r["hubbleUiBackend"]},
+                "frontend": {"resources": r["hubbleUiFrontend"]},
+            },
         },
         # Lets Kubernetes NetworkPolicy ipBlocks select nodes (host / remote-node identities):
         # Hubble Relay must reach the agents (host network, 4244) before Cilium's own CRDs exist.
@@ -146,6 +176,9 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
                 "cleanCiliumState": list(TALOS_CLEAN_STATE_CAPABILITIES),
             }
         }
+    else:
+        # The chart's mount-cgroup init container (cgroup.autoMount, on by default) stays.
+        v["cgroup"] = {"autoMount": {"resources": r["mountCgroup"]}}
     return v
 
 

@@ -12,6 +12,9 @@ Order on a brand-new environment (``pulumi up``):
    ``get_certificate_key_pair``) depend on that gate: during a preview where the gate is still
    to be created they return unknowns instead of calling a server that does not exist.
 4. Groups, OAuth2 providers, applications, proxy providers and the outpost depend on the gate.
+5. After each OAuth2 provider, ``OAuth2GrantTypes`` sets its grant types through the API
+   (Authentik >= 2026.5 refuses every grant a provider does not list; pulumi_authentik 2025.8.1
+   cannot list them).
 
 Applications (slug = OIDC client id; issuer ``https://auth.<zone>/application/o/<slug>/``):
 
@@ -27,12 +30,14 @@ Applications (slug = OIDC client id; issuer ``https://auth.<zone>/application/o/
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import pulumi
+import pulumi.dynamic as dynamic
 import pulumi_random as random
 
 from components.authentik_ready import (
@@ -43,6 +48,7 @@ from components.authentik_ready import (
     AuthentikReady,
     AuthentikReadyArgs,
 )
+from components.bootstrap_http import BootstrapError, request_json
 from components.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
     OidcClient,
@@ -94,6 +100,18 @@ NETBIRD_CLI_REDIRECT = "http://localhost:53000"
 
 MatchingMode = Literal["strict", "regex"]
 
+# OAuth2 grant types. Since Authentik 2026.5 a provider only accepts the grants listed in its
+# `grant_types` (goauthentik/authentik PR #20363, "providers/oauth2: Configure allowed grant
+# types"), and a provider created through the API without them is left with none, so every login
+# fails with "Invalid grant_type for provider" (reported against 2026.5 and 2026.8:
+# claytono/infra#2525, CowDogMoo/Walls-of-Excellence#1828). pulumi_authentik 2025.8.1
+# (terraform-provider-authentik v2025.8.1) cannot send them: the field came with provider
+# v2026.5.0 (pkg/provider/resource_provider_oauth2.go), which has no Pulumi SDK on PyPI. So
+# ``OAuth2GrantTypes`` sets them through the API right after the provider (see versions.py,
+# AUTHENTIK_API_CHECK). Values: GrantTypeEnum of schema 2026.8.0.
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+GRANT_REFRESH_TOKEN = "refresh_token"
+
 
 @dataclass(frozen=True)
 class RedirectUri:
@@ -115,6 +133,8 @@ class OidcApplicationSpec:
     sub_mode: str = "hashed_user_id"
     access_code_validity: str = "minutes=1"
     launch_url: str | None = None
+    # Least privilege: browser and CLI logins (PKCE for public clients) and their refresh.
+    grant_types: tuple[str, ...] = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
 
 
 def oidc_application_specs(cfg: PlatformConfig) -> dict[str, OidcApplicationSpec]:
@@ -141,6 +161,8 @@ def oidc_application_specs(cfg: PlatformConfig) -> dict[str, OidcApplicationSpec
             redirect_uris=(RedirectUri(f"https://{h.vault}/ui/vault/auth/oidc/oidc/callback"),
                            RedirectUri(VAULT_CLI_REDIRECT)),
             launch_url=f"https://{h.vault}/ui/",
+            # Vault exchanges the code once per login and issues its own tokens: no refresh.
+            grant_types=(GRANT_AUTHORIZATION_CODE,),
         ),
         "netbird": OidcApplicationSpec(
             slug="netbird",
@@ -202,6 +224,70 @@ def outpost_config(cfg: PlatformConfig) -> dict[str, Any]:
     }
 
 
+def set_grant_types(url: str, token: str, verify_tls: bool, provider_id: str, grant_types: Sequence[str]) -> list[str]:
+    """PATCH an OAuth2 provider's ``grant_types`` and check what Authentik stored.
+
+    Ref: schema 2026.8.0 ``PATCH /providers/oauth2/{id}/`` (PatchedOAuth2ProviderRequest.grant_types).
+    """
+    endpoint = f"{url.rstrip('/')}/api/v3/providers/oauth2/{provider_id}/"
+    resp = request_json("PATCH", endpoint, headers={"Authorization": f"Bearer {token}"},
+                        body={"grant_types": list(grant_types)}, verify_tls=verify_tls)
+    if resp.status != 200 or not isinstance(resp.body, dict):
+        raise BootstrapError(f"PATCH {endpoint} (grant_types) answered HTTP {resp.status}: {resp.body!r}")
+    stored = resp.body.get("grant_types")
+    if not isinstance(stored, list) or sorted(stored) != sorted(grant_types):
+        raise BootstrapError(
+            f"Authentik stored grant_types {stored!r} for OAuth2 provider {provider_id}, not {list(grant_types)}: "
+            "is the server older than 2026.5 (no grant_types)?"
+        )
+    return stored
+
+
+class _GrantTypesProvider(dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        set_grant_types(props["url"], props["token"], props["verify_tls"], props["provider_id"], props["grant_types"])
+        return dynamic.CreateResult(id_=str(props["provider_id"]), outs={k: v for k, v in props.items() if k != "token"})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        # Again whenever the provider was written (its fingerprint) or the grants changed: a PUT
+        # by pulumi_authentik carries no grant_types.
+        keys = ("url", "provider_id", "grant_types", "fingerprint")
+        return dynamic.DiffResult(changes=any(olds.get(k) != news.get(k) for k in keys))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(outs=self.create(news).outs)
+
+
+class OAuth2GrantTypes(dynamic.Resource, module="weebo", name="OAuth2GrantTypes"):
+    """The grant types of one ``authentik.ProviderOauth2`` (``pulumi up`` only). Nothing to
+    delete: the grants go with their provider."""
+
+    def __init__(self, name: str, *, identity: Identity, provider: authentik.ProviderOauth2,
+                 grant_types: Sequence[str], fingerprint: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None):
+        api = identity.api
+        super().__init__(
+            _GrantTypesProvider(),
+            name,
+            {
+                "url": api.url,
+                "token": pulumi.Output.secret(api.token),
+                "verify_tls": api.verify_tls,
+                "provider_id": provider.id,
+                "grant_types": list(grant_types),
+                "fingerprint": fingerprint,
+            },
+            opts,
+        )
+
+
+def _fingerprint(*parts: pulumi.Input[Any]) -> pulumi.Output[str]:
+    """A digest of everything written into the provider: any change re-applies the grants."""
+    return pulumi.Output.all(*parts).apply(
+        lambda values: hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    )
+
+
 def group_names(cfg: PlatformConfig) -> list[str]:
     return [cfg.authentik.platform_admin_group, *(g.name for g in cfg.authentik.groups)]
 
@@ -211,6 +297,7 @@ class OidcApplication:
     client: OidcClient
     provider: authentik.ProviderOauth2
     application: authentik.Application
+    grant_types: OAuth2GrantTypes
 
 
 def oidc_application(
@@ -262,13 +349,30 @@ def oidc_application(
         meta_launch_url=spec.launch_url,
         opts=opts,
     )
+    written = [json.dumps(asdict(spec), sort_keys=True), identity.authorization_flow_id,
+               identity.invalidation_flow_id, identity.scope_mapping_ids, identity.signing_key_id]
+    grants = OAuth2GrantTypes(
+        f"{name}-grant-types", identity=identity, provider=provider, grant_types=spec.grant_types,
+        # The client secret only as part of a digest, and still a secret.
+        fingerprint=_fingerprint(*written, *([secret] if secret is not None else [])),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[provider, identity.ready]),
+    )
     if secret is not None:
         # Same value, but it now waits for the provider and the application.
         secret = pulumi.Output.secret(
             pulumi.Output.all(application.slug, provider.client_secret, secret).apply(lambda a: a[2])
         )
     issuer = authentik_issuer_url(identity.config, spec.slug)
-    return OidcApplication(OidcClient(issuer, spec.slug, secret), provider, application)
+    return OidcApplication(OidcClient(issuer, spec.slug, secret), provider, application, grants)
+
+
+@dataclass(frozen=True)
+class AuthentikApi:
+    """Where the program's own API calls go (the grant types): the provider's URL and token."""
+
+    url: str
+    token: pulumi.Output[str]
+    verify_tls: bool
 
 
 @dataclass(frozen=True)
@@ -290,6 +394,7 @@ class Identity(pulumi.ComponentResource):
 
     config: PlatformConfig
     provider: authentik.Provider
+    api: AuthentikApi
     ready: AuthentikReady
     authorization_flow_id: pulumi.Output[str]
     invalidation_flow_id: pulumi.Output[str]
@@ -307,6 +412,7 @@ class Identity(pulumi.ComponentResource):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:identity:AuthentikConfig", name, None, opts)
         cfg = self.config = args.config
+        self.api = AuthentikApi(url=args.url, token=pulumi.Output.secret(args.token), verify_tls=args.verify_tls)
         self.provider = authentik.Provider(
             f"{name}-api",
             url=args.url,
@@ -396,6 +502,6 @@ class Identity(pulumi.ComponentResource):
 
 
 __all__ = [
-    "Identity", "IdentityArgs", "OidcApplication", "OidcApplicationSpec", "RedirectUri", "forward_auth_hosts",
-    "oidc_application", "oidc_application_specs", "outpost_config",
+    "Identity", "IdentityArgs", "OAuth2GrantTypes", "OidcApplication", "OidcApplicationSpec", "RedirectUri",
+    "forward_auth_hosts", "oidc_application", "oidc_application_specs", "outpost_config",
 ]

@@ -2,8 +2,10 @@
 
 HTTP is redirected to HTTPS; TLS uses a wildcard certificate of the platform zone (cert-manager,
 DNS-01) as the default certificate; the dashboard and every admin UI sit behind Authentik's
-forward-auth middleware. The chart (helm.v3.Release, see components.common) installs Traefik's
-CRDs, so Middleware/IngressRoute/TLSStore wait for :attr:`Traefik.release`.
+forward-auth middleware. Traefik's CRDs are applied at deploy time before the chart (see
+``crd_manifests``; the release skips the chart's crds/), so that a chart bump upgrades them too;
+the release waits for them, and Middleware/IngressRoute/TLSStore wait for :attr:`Traefik.release`
+(hence for the CRDs).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as k8s
 
+import versions
 from components import network_policy as netpol
+from components import release_manifest
 from components.common import MANAGED_BY, helm_release
 from components.contracts import (
     FORWARD_AUTH_ADDRESS,
@@ -66,6 +71,30 @@ AUTHENTIK_RESPONSE_HEADERS = [
     "X-authentik-meta-app",
     "X-authentik-meta-version",
 ]
+
+
+# The chart's own crds/ at its tag: what `helm show crds traefik/traefik --version X` prints.
+CRDS_BASE_URL = (
+    "https://raw.githubusercontent.com/traefik/traefik-helm-chart/"
+    f"v{versions.TRAEFIK_CHART_VERSION}/traefik/crds"
+)
+
+
+def crd_manifests() -> list[release_manifest.ReleaseManifest]:
+    """Traefik's CRDs (chart crds/, one file per CRD), pinned by sha256 in versions.py.
+
+    Applied server-side by ``release_manifest`` on every change (a chart bump changes the URLs and
+    checksums, so the new CRDs are applied before the new chart), as upstream's README prescribes
+    for upgrades; the release itself is installed with ``skip_crds``. Each waits until its CRD is
+    Established. The file name is ``<group>_<plural>.yaml``, the CRD name ``<plural>.<group>``.
+    """
+    out = []
+    for file, sha256 in sorted(versions.TRAEFIK_CRDS_SHA256.items()):
+        group, plural = file.removesuffix(".yaml").split("_", 1)
+        out.append(release_manifest.ReleaseManifest(
+            url=f"{CRDS_BASE_URL}/{file}", sha256=sha256, crds=(f"{plural}.{group}",),
+        ))
+    return out
 
 
 def values(cfg: PlatformConfig) -> dict[str, Any]:
@@ -257,11 +286,18 @@ class TraefikArgs:
     config: PlatformConfig
     # What the wildcard Certificate waits for: cert-manager's release (CRDs) and the ClusterIssuers.
     certificate_depends_on: Sequence[pulumi.Resource]
+    # The management cluster's kubeconfig: Traefik's CRDs are applied with kubectl at deploy time.
+    kubeconfig: pulumi.Input[str]
+    kube_context: str | None = None
     # What Traefik itself waits for (Cilium).
     depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Traefik(pulumi.ComponentResource):
+    """``crds`` are the deploy-time applies of Traefik's CRDs; ``release`` waits for them, so
+    whatever creates Traefik CRs can depend on ``release`` (or the component)."""
+
+    crds: list[command.local.Command]
     release: k8s.helm.v3.Release
     middleware: k8s.apiextensions.CustomResource
     certificate: k8s.apiextensions.CustomResource
@@ -278,8 +314,17 @@ class Traefik(pulumi.ComponentResource):
         )
         # Policies before the pods they let through.
         allow = netpol.apply(f"{name}-netpol", policies(), provider, parent=self, depends_on=[ns])
+        # Cluster-scoped; after Cilium like everything else (the API server answers by then).
+        self.crds = [
+            release_manifest.install(
+                f"{name}-crd-{m.crds[0].split('.', 1)[0]}", m, args.kubeconfig, args.kube_context,
+                pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            for m in crd_manifests()
+        ]
         self.release = helm_release(
-            name, "traefik", ns.name, values(cfg), parent=self, provider=provider, depends_on=[ns, *allow]
+            name, "traefik", ns.name, values(cfg), parent=self, provider=provider,
+            depends_on=[ns, *allow, *self.crds], skip_crds=True,
         )
         after_crds = [self.release]
         self.middleware = self._cr(f"{name}-forward-auth", forward_auth_middleware(), provider, after_crds)

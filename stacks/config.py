@@ -237,6 +237,12 @@ class ExistingCluster(Model):
 
 # OVH network firewall: 20 rules per IP; 9 fixed permits, one final deny, two per operator range.
 MAX_OPERATOR_RANGES = 5
+# Sources the OVH firewall can never see (RFC 1918, RFC 6598 shared/CGNAT, loopback, link-local,
+# IPv6 ULA and link-local); documentation ranges (RFC 5737) stay allowed for examples and tests.
+NON_PUBLIC_BLOCKS = tuple(ipaddress.ip_network(b) for b in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10", "::1/128",
+))
 
 
 class ManagementCluster(Model):
@@ -750,6 +756,18 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
                 problem="empty: the Talos and Kubernetes APIs would be closed to everyone",
                 hint="list the operators' public ranges, e.g. ['203.0.113.0/24']",
             ))
+        # The OVH network firewall filters at OVH's edge, where a packet's source is a public
+        # address: a range inside private, shared (CGNAT: NetBird's overlay is 100.64.0.0/10) or
+        # link-local space can never match there, nor at Traefik (the routing peer masquerades).
+        for i, r in enumerate(mc.operator_source_ranges):
+            net = ipaddress.ip_network(r)
+            if any(net.version == b.version and net.subnet_of(b) for b in NON_PUBLIC_BLOCKS):  # type: ignore[arg-type]
+                p.append(ConfigProblem(
+                    path=f"managementCluster.operatorSourceRanges[{i}]",
+                    problem=f"{r} is not public address space: the OVH firewall never sees it as a source",
+                    hint="list public egress ranges only (the operators' offices, the deploy runners); "
+                         "the NetBird overlay never reaches OVH as a source",
+                ))
         if mc.existing is not None:
             p.append(ConfigProblem(
                 path="managementCluster.existing",

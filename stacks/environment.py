@@ -122,7 +122,8 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     issuers = cert_manager.add_issuers(dns.cert_manager_access)
     traefik = Traefik(
         "traefik",
-        TraefikArgs(config=cfg, depends_on=base, certificate_depends_on=[cert_manager.release, issuers]),
+        TraefikArgs(config=cfg, depends_on=base, certificate_depends_on=[cert_manager.release, issuers],
+                    kubeconfig=kubeconfig, kube_context=mc.existing.context if mc.existing else None),
         provider,
     )
     # Hubble UI's IngressRoute needs Traefik's CRDs and forward-auth Middleware.

@@ -53,8 +53,9 @@ def test_existing_cluster_without_api_address_keeps_kube_proxy():
     validate_chart_values("cilium", v)
     assert v["kubeProxyReplacement"] is False
     assert "k8sServiceHost" not in v and "l2announcements" not in v
-    # No Talos assumptions on an unknown cluster.
-    assert "cgroup" not in v and "securityContext" not in v
+    # No Talos assumptions on an unknown cluster: the chart mounts cgroup v2 itself.
+    assert "hostRoot" not in v["cgroup"] and "enabled" not in v["cgroup"]["autoMount"]
+    assert "securityContext" not in v
     assert not cilium.l2_announcements(cfg)
 
 
@@ -65,7 +66,7 @@ def test_existing_cluster_with_api_address_replaces_kube_proxy():
     assert v["kubeProxyReplacement"] is True
     assert (v["k8sServiceHost"], v["k8sServicePort"]) == ("weebo4cp-dev-control-plane", 6443)
     assert v["l2announcements"] == {"enabled": True}
-    assert "cgroup" not in v
+    assert "hostRoot" not in v["cgroup"] and "enabled" not in v["cgroup"]["autoMount"]
 
 
 @pytest.mark.parametrize(

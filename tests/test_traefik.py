@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import versions
 from components import traefik
 from components.common import MANAGED_BY
 from components.contracts import (
@@ -15,7 +16,9 @@ from components.contracts import (
 )
 from tests.helpers.edge_support import as_object, custom_resources, release, run_components
 from tests.helpers.factories import base_raw, config, plan
-from tests.helpers.schemas import validate_chart_values, validate_custom_resource
+from tests.helpers.schemas import require_schemas, validate_chart_values, validate_custom_resource
+
+COMMAND = "command:local:Command"
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,7 @@ def test_crs_wait_for_their_crds(prod_plan):
 
 def test_certificate_without_its_dependencies_is_refused():
     def build(provider):
-        traefik.Traefik("traefik", traefik.TraefikArgs(config=config(), certificate_depends_on=[]), provider)
+        traefik.Traefik("traefik", traefik.TraefikArgs(config=config(), certificate_depends_on=[], kubeconfig="{}"), provider)
 
     with pytest.raises(ValueError, match="certificate_depends_on"):
         run_components(build)
@@ -137,10 +140,60 @@ def test_no_dashboard_route_when_disabled():
     def build(provider):
         traefik.Traefik(
             "traefik",
-            traefik.TraefikArgs(config=config(base_raw(traefik={"dashboard": False})), certificate_depends_on=[provider]),
+            traefik.TraefikArgs(config=config(base_raw(traefik={"dashboard": False})), certificate_depends_on=[provider],
+                                kubeconfig="{}"),
             provider,
         )
 
     m = run_components(build, preview=True)
     assert not custom_resources(m, "IngressRoute")
     assert release(m, "traefik").input("values", "api") == {"dashboard": False}
+
+
+# --- CRDs: applied before the chart, upgraded with it ----------------------------------------------
+
+def test_crd_pins_are_the_crds_of_the_pinned_chart():
+    """Every pinned CRD is fetched from the chart's crds/ at the chart's tag, and the pins are the
+    bytes of the contract files the CRs are validated against (same tag)."""
+    import hashlib
+
+    schemas = require_schemas() / "traefik"
+    manifests = traefik.crd_manifests()
+    assert len(manifests) == len(versions.TRAEFIK_CRDS_SHA256) == 10
+    for m in manifests:
+        assert m.url.startswith(
+            f"https://raw.githubusercontent.com/traefik/traefik-helm-chart/v{versions.TRAEFIK_CHART_VERSION}/traefik/crds/"
+        )
+        file = m.url.rsplit("/", 1)[1]
+        group, plural = file.removesuffix(".yaml").split("_", 1)
+        assert m.crds == (f"{plural}.{group}",) and group == "traefik.io"
+        if (schemas / file).exists():
+            assert hashlib.sha256((schemas / file).read_bytes()).hexdigest() == m.sha256, file
+    checked = [f for f in versions.TRAEFIK_CRDS_SHA256 if (schemas / f).exists()]
+    assert len(checked) >= 6
+
+
+def test_release_skips_chart_crds_and_every_traefik_cr_waits_for_the_applied_crds(prod_plan):
+    m = prod_plan.monitor
+    rel = release(m, "traefik")
+    # Helm would install crds/ on first install only; the release must not own them at all.
+    assert rel.input("skipCrds") is True
+    crds = [r for r in m.of_type(COMMAND) if r.name.startswith("traefik-crd-")]
+    applied = set()
+    for cmd in crds:
+        env = cmd.input("environment")
+        assert env["MANIFEST_SHA256"] in versions.TRAEFIK_CRDS_SHA256.values()
+        applied.add(env["MANIFEST_WAIT_CRDS"])
+        assert m.depends_on(rel, cmd), cmd.name
+        assert m.depends_on(cmd, release(m, "cilium")), cmd.name
+    assert len(applied) == len(versions.TRAEFIK_CRDS_SHA256)
+    # Every Traefik CR of the whole program (Traefik's own, Vault's, Authentik's, ArgoCD's,
+    # Hubble UI's...) is of an applied kind and waits for every CRD apply.
+    traefik_crs = [r for r in m.registrations.values()
+                   if r.custom and r.type.startswith("kubernetes:traefik.io/")]
+    assert len(traefik_crs) >= 5
+    for cr in traefik_crs:
+        kind = cr.type.rsplit(":", 1)[1]
+        assert any(c.split(".", 1)[0] == kind.lower() + "s" for c in applied), kind
+        for cmd in crds:
+            assert m.depends_on(cr, cmd), (cr.name, cmd.name)

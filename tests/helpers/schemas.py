@@ -171,10 +171,12 @@ FREE_FORM: dict[str, set[str]] = {
 
 def _component_declared_exceptions() -> None:
     """Keys components declare themselves, each documented where it is set."""
-    from components import authentik, vault
+    from components import argocd, authentik, vault
 
     # Bitnami postgresql 18.8.11 subchart keys (Chart.yaml dependencies), absent from the parent's values.yaml.
     FREE_FORM.setdefault("authentik", set()).update(authentik.SUBCHART_KEYS)
+    # redis-ha 4.38.0 subchart keys (argo-cd Chart.yaml dependencies).
+    FREE_FORM.setdefault("argo-cd", set()).update(argocd.SUBCHART_KEYS)
     # Keys the vault chart documents only in comments of values.yaml.
     FREE_FORM.setdefault("vault", set()).update(vault.COMMENTED_KEYS)
 
