@@ -51,6 +51,8 @@ class ZoneSpec:
     algorithm: str  # TSIG algorithm of every key
     update_grants: Mapping[str, str]  # key name -> record types it may change under the zone ("ANY", "TXT")
     transfer_keys: Sequence[str]  # key names allowed to AXFR the zone
+    # Keys that may only AXFR the zone, never update it (the backup job's key).
+    transfer_only_keys: Sequence[str] = ()
 
     @property
     def zone_file(self) -> str:
@@ -77,12 +79,14 @@ def named_conf(spec: ZoneSpec) -> str:
     if not spec.update_grants or not spec.transfer_keys:
         raise ValueError("Bind9 needs at least one key allowed to update and one to transfer the zone")
     unknown = set(spec.transfer_keys) - set(spec.update_grants)
+    if set(spec.transfer_only_keys) & set(spec.update_grants):
+        raise ValueError(f"transfer-only keys must not be granted updates: {sorted(spec.transfer_only_keys)}")
     if unknown:
         raise ValueError(f"transfer keys without a key definition: {sorted(unknown)}")
     grants = "\n".join(
         f"        grant {key} zonesub {types};" for key, types in sorted(spec.update_grants.items())
     )
-    transfer = " ".join(f"key {key};" for key in spec.transfer_keys)
+    transfer = " ".join(f"key {key};" for key in [*spec.transfer_keys, *spec.transfer_only_keys])
     # Ref: BIND 9.20 ARM, "options" / "zone" statement grammar (recursion, allow-transfer,
     # update-policy ... zonesub, pid-file none, type primary).
     return f"""// Rendered by weebo-platform. Authoritative only: {spec.zone}.
