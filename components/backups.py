@@ -181,7 +181,8 @@ READER_ACTIONS = ("s3:GetObject", "s3:ListBucket")
 
 def writer_policy(bucket: str) -> dict[str, Any]:
     """Upload only. PutObject covers the multipart calls (Create/UploadPart/Complete); rclone is
-    run with ``--no-check-dest`` and ``no_head``/``no_check_bucket`` so it never reads or lists.
+    run with ``--no-check-dest`` and ``no_head``/``no_head_object``/``no_check_bucket`` so it
+    never reads, lists or creates anything but the new object.
     Ref: pulumi_ovh 2.22.0 cloudproject/s3_policy.py (example policy document)."""
     return {"Statement": [{"Sid": "BackupWriteOnly", "Effect": "Allow", "Action": list(WRITER_ACTIONS),
                            "Resource": [f"arn:aws:s3:::{bucket}/*"]}]}
@@ -230,6 +231,12 @@ def rclone_env(cfg: PlatformConfig) -> list[dict[str, Any]]:
         {"name": f"RCLONE_CONFIG_{s3}_FORCE_PATH_STYLE", "value": "true"},
         {"name": f"RCLONE_CONFIG_{s3}_NO_CHECK_BUCKET", "value": "true"},
         {"name": f"RCLONE_CONFIG_{s3}_NO_HEAD", "value": "true"},
+        # Without it, opening "<bucket>/k<gen>/<prefix>" HEADs and then lists that path (to tell a
+        # file from a directory), which a write-only key may not: rclone would then take the
+        # prefix for a file and refuse the upload.
+        # Ref: rclone v1.75.0 backend/s3/s3.go NewFs ("Check to see if the (bucket,directory) is
+        # actually an existing file", skipped when no_head_object is set); cmd/cmd.go newFsDir.
+        {"name": f"RCLONE_CONFIG_{s3}_NO_HEAD_OBJECT", "value": "true"},
         secret(f"RCLONE_CONFIG_{s3}_ACCESS_KEY_ID", KEY_ACCESS_KEY),
         secret(f"RCLONE_CONFIG_{s3}_SECRET_ACCESS_KEY", KEY_SECRET_KEY),
         *crypt_env(f"{S3_REMOTE}:{bucket_name(cfg)}/{key_prefix(cfg)}"),
@@ -279,7 +286,8 @@ RESTORE_SECRETS = {
     KEY_PASSPHRASE: "$(pulumi stack output --show-secrets backupEncryptionKey)",
 }
 # Upload-only settings the reader does not want (it may HEAD and read).
-_UPLOAD_ONLY = {f"RCLONE_CONFIG_{S3_REMOTE.upper()}_NO_HEAD", "RCLONE_NO_CHECK_DEST", "HOME"}
+_UPLOAD_ONLY = {f"RCLONE_CONFIG_{S3_REMOTE.upper()}_NO_HEAD", f"RCLONE_CONFIG_{S3_REMOTE.upper()}_NO_HEAD_OBJECT",
+                "RCLONE_NO_CHECK_DEST", "HOME"}
 
 
 def restore_shell_env(cfg: PlatformConfig) -> str:

@@ -482,7 +482,9 @@ def test_upload_script_never_passes_the_passphrase_or_a_listing_call(cfg):
         assert "rclone copyto" in script and "rclone ls" not in script and "rclone delete" not in script
     env = {e["name"]: e.get("value") for e in b.rclone_env(cfg)}
     # Write-only key: the upload must not HEAD, list or create the bucket.
-    assert env["RCLONE_CONFIG_OVH_NO_HEAD"] == env["RCLONE_CONFIG_OVH_NO_CHECK_BUCKET"] == env["RCLONE_NO_CHECK_DEST"] == "true"
+    for flag in ("RCLONE_CONFIG_OVH_NO_HEAD", "RCLONE_CONFIG_OVH_NO_HEAD_OBJECT", "RCLONE_CONFIG_OVH_NO_CHECK_BUCKET",
+                 "RCLONE_NO_CHECK_DEST"):
+        assert env[flag] == "true", flag
     assert env["RCLONE_CONFIG_BACKUP_FILENAME_ENCRYPTION"] == "off"
 
 
@@ -522,3 +524,145 @@ def test_runbook_snapshot_commands_agree_with_the_jobs(cfg):
             # talosctl etcd snapshot writes what bootstrap --recover-from reads.
             assert b.talos_snapshot_command(item, "cfg")[-3:-1] == ["etcd", "snapshot"]
             assert "--recover-from=" in cmds["restore"]
+
+
+# --------------------------------------------------------------------------------------------
+# The keys' least privilege against an S3 server that evaluates the policies (moto), with the
+# real rclone and the jobs' / the runbook's own configuration
+# --------------------------------------------------------------------------------------------
+
+moto_server = pytest.importorskip("moto.server") if shutil.which("rclone") else None
+
+
+@pytest.fixture
+def s3(tmp_path: Path):
+    import socket
+
+    import boto3
+    from moto.core.authorization import disable_iam_authentication, enable_iam_authentication
+
+    if moto_server is None:
+        pytest.skip("rclone not installed (apt-get install rclone)")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    cfg = config(backup_raw())
+    bucket = b.bucket_name(cfg)
+    keys = {}
+    try:
+        with disable_iam_authentication():
+            admin = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="admin",
+                         aws_secret_access_key="admin")
+            boto3.client("s3", **admin).create_bucket(Bucket=bucket)
+            boto3.client("s3", **admin).put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            iam = boto3.client("iam", **admin)
+            for role, policy in (("writer", b.writer_policy(bucket)), ("reader", b.reader_policy(bucket))):
+                iam.create_user(UserName=role)
+                # The same statements as the OVH S3 policy; moto wants the policy language version.
+                iam.put_user_policy(UserName=role, PolicyName="backup",
+                                    PolicyDocument=json.dumps({"Version": "2012-10-17", **policy}))
+                k = iam.create_access_key(UserName=role)["AccessKey"]
+                keys[role] = (k["AccessKeyId"], k["SecretAccessKey"])
+        with enable_iam_authentication():
+            yield {"cfg": cfg, "endpoint": endpoint, "bucket": bucket, "keys": keys, "admin": admin}
+    finally:
+        server.stop()
+
+
+def _clean_env() -> dict[str, str]:
+    """This machine's environment without rclone/AWS settings and proxies (the pod has none)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("RCLONE_", "AWS_")) and "proxy" not in k.lower()}
+
+
+def _job_env(s3, role: str, passphrase: str) -> dict[str, str]:
+    """The upload container's environment (values and secretKeyRefs), pointed at the test server."""
+    env = _clean_env()
+    ak, sk = s3["keys"][role]
+    secrets = {b.KEY_ACCESS_KEY: ak, b.KEY_SECRET_KEY: sk, b.KEY_PASSPHRASE: passphrase}
+    for e in b.rclone_env(s3["cfg"]):
+        env[e["name"]] = e["value"] if "value" in e else secrets[e["valueFrom"]["secretKeyRef"]["key"]]
+    env["RCLONE_CONFIG_OVH_ENDPOINT"], env["RCLONE_CONFIG_OVH_REGION"] = s3["endpoint"], "us-east-1"
+    return env
+
+
+def _sh(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_writer_key_can_upload_but_not_read_list_or_delete_and_the_reader_restores(s3, tmp_path: Path):
+    import boto3
+
+    cfg = s3["cfg"]
+    item = {i.name: i for i in b.all_items(cfg)}["vault"]
+    work = tmp_path / "work"
+    work.mkdir()
+    payload = os.urandom(200_000)
+    (work / item.file).write_bytes(payload)
+    passphrase = "p" * 64
+    env = {**_job_env(s3, "writer", passphrase), "HOME": str(tmp_path)}
+    up = _sh(b.upload_script(item, work_dir=str(work)), env, tmp_path)
+    assert up.returncode == 0, up.stderr
+    stamp = up.stdout.strip().rsplit("/", 1)[1].split("-", 1)[0]
+    obj = b.restore_commands(cfg, stamp)["vault"]["object"]
+    raw_remote = f"ovh:{s3['bucket']}/{obj}"
+    # Write-only: it cannot list, read, delete or reconfigure anything, not even what it wrote,
+    # nor write to another bucket (S3 API calls, as the server evaluates them).
+    from botocore.exceptions import ClientError
+
+    def client(role):
+        ak, sk = s3["keys"][role]
+        return boto3.client("s3", endpoint_url=s3["endpoint"], region_name="us-east-1",
+                            aws_access_key_id=ak, aws_secret_access_key=sk)
+
+    def denied(call, **kw):
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        assert e.value.response["Error"]["Code"] == "AccessDenied", e.value.response["Error"]
+
+    bkt = s3["bucket"]
+    writer = client("writer")
+    version = writer.put_object(Bucket=bkt, Key="k0/vault/probe", Body=b"x").get("VersionId")
+    denied(writer.get_object, Bucket=bkt, Key=obj)
+    denied(writer.list_objects_v2, Bucket=bkt)
+    denied(writer.delete_object, Bucket=bkt, Key=obj)
+    denied(writer.delete_object, Bucket=bkt, Key="k0/vault/probe", VersionId=version or "null")
+    denied(writer.put_bucket_versioning, Bucket=bkt, VersioningConfiguration={"Status": "Suspended"})
+    denied(writer.put_bucket_lifecycle_configuration, Bucket=bkt, LifecycleConfiguration={"Rules": [
+        {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]})
+    denied(writer.put_object, Bucket="another-bucket", Key="x", Body=b"x")
+    assert _sh(f"{b.OBSCURE}\n{b.download_command(item, stamp)}", env, tmp_path).returncode != 0
+    reader = client("reader")
+    denied(reader.put_object, Bucket=bkt, Key=obj, Body=b"x")
+    denied(reader.delete_object, Bucket=bkt, Key=obj)
+
+    # The runbook's own shell setup, with its `pulumi stack output` answered by a stand-in.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    rak, rsk = s3["keys"]["reader"]
+    (bindir / "pulumi").write_text(
+        "#!/bin/sh\ncase \"$*\" in\n"
+        f"  *backupRestoreCredentials*) echo '{{\"accessKeyId\": \"{rak}\", \"secretAccessKey\": \"{rsk}\"}}';;\n"
+        f"  *backupEncryptionKey*) echo '{passphrase}';;\n  *) exit 1;;\nesac\n")
+    (bindir / "pulumi").chmod(0o755)
+    restore_env = _clean_env()
+    restore_env.update(PATH=f"{bindir}:{os.environ['PATH']}", HOME=str(tmp_path))
+    setup = (b.restore_shell_env(cfg) + f'export RCLONE_CONFIG_OVH_ENDPOINT="{s3["endpoint"]}" '
+             'RCLONE_CONFIG_OVH_REGION="us-east-1"\n')
+    restore_dir = tmp_path / "restore"
+    restore_dir.mkdir()
+    listed = _sh(setup + "rclone lsf backup:vault/", restore_env, restore_dir)
+    assert listed.returncode == 0 and f"{stamp}-{item.file}" in listed.stdout, listed.stderr
+    down = _sh(setup + b.download_command(item, stamp), restore_env, restore_dir)
+    assert down.returncode == 0, down.stderr
+    assert (restore_dir / item.file).read_bytes() == payload
+    # And the object is still there, with no delete marker (nothing could delete it).
+    from moto.core.authorization import disable_iam_authentication
+    with disable_iam_authentication():
+        versions = boto3.client("s3", **s3["admin"]).list_object_versions(Bucket=s3["bucket"], Prefix=obj)
+    assert [v["Key"] for v in versions.get("Versions", [])] == [obj] and not versions.get("DeleteMarkers")
