@@ -421,6 +421,7 @@ def cronjob(cfg: PlatformConfig, item: BackupItem, dump_steps: Sequence[dict[str
 
 def management_etcd_cronjob(cfg: PlatformConfig, item: BackupItem) -> dict[str, Any]:
     node = cfg.management_cluster.control_planes[0].address
+    # talosctl of the cluster's own Talos version (as its installer image): no separate pin.
     step = container("etcd-snapshot", f"ghcr.io/siderolabs/talosctl:{cfg.management_cluster.talos_version}",
                      command=talos_snapshot_command(item, f"{TALOS_SA_MOUNT}/{TALOS_SA_KEY}", node),
                      mounts=[{"name": "talos-secrets", "mountPath": TALOS_SA_MOUNT, "readOnly": True}])
@@ -639,9 +640,13 @@ class Backups(pulumi.ComponentResource):
         self.inventory = inventory(cfg)
         bucket = bucket_name(cfg)
         child = pulumi.ResourceOptions(parent=self)
+        # OVH's API names regions in upper case ("GRA"), the S3 endpoint in lower case.
+        # Ref: pulumi registry ovh.CloudProject.Storage example (regionName "GRA").
         self.bucket = ovh.cloudproject.Storage(
             f"{name}-bucket", service_name=b.cloud_project_id, region_name=b.region.upper(), name=bucket,
             versioning=ovh.cloudproject.StorageVersioningArgs(status="enabled"),
+            # Thousands of backup objects must not be listed into the stack state on every refresh.
+            hide_objects=True,
             opts=irreplaceable(parent=self),
         )
         ovh.CloudProjectStorageObjectBucketLifecycleConfiguration(

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -579,22 +580,34 @@ class BackupSchedule(Model):
     retention_days: int = Field(ge=1, le=3650, description="Days a backup object is kept (bucket lifecycle rule).")
 
 
+def _backup_schedule(name: str, schedule: str, retention_days: int) -> type[BackupSchedule]:
+    """A BackupSchedule whose two keys have this item's defaults (each may be set alone)."""
+    return create_model(
+        name, __base__=BackupSchedule,
+        schedule=(CronSchedule, Field(default=schedule, description="CronJob schedule (UTC).")),
+        retention_days=(int, Field(default=retention_days, ge=1, le=3650,
+                                   description="Days a backup object is kept (bucket lifecycle rule).")),
+    )
+
+
+ManagementEtcdBackup = _backup_schedule("ManagementEtcdBackup", "0 */6 * * *", 14)
+VaultBackup = _backup_schedule("VaultBackup", "15 */6 * * *", 30)
+AuthentikBackup = _backup_schedule("AuthentikBackup", "30 2 * * *", 30)
+DnsBackup = _backup_schedule("DnsBackup", "45 2 * * *", 30)
+TenantEtcdBackup = _backup_schedule("TenantEtcdBackup", "0 3 * * *", 14)
+
+
 class BackupItems(Model):
-    management_etcd: BackupSchedule = Field(
-        default_factory=lambda: BackupSchedule(schedule="0 */6 * * *", retention_days=14),
+    management_etcd: ManagementEtcdBackup = Field(  # type: ignore[valid-type]
+        default_factory=ManagementEtcdBackup,
         description="etcd of the management cluster (Talos API snapshot); only with provisioner ovh-talos.")
-    vault: BackupSchedule = Field(
-        default_factory=lambda: BackupSchedule(schedule="15 */6 * * *", retention_days=30),
-        description="Vault raft snapshot.")
-    authentik: BackupSchedule = Field(
-        default_factory=lambda: BackupSchedule(schedule="30 2 * * *", retention_days=30),
-        description="Authentik's PostgreSQL (pg_dump, custom format).")
-    dns: BackupSchedule = Field(
-        default_factory=lambda: BackupSchedule(schedule="45 2 * * *", retention_days=30),
-        description="The platform zone served by Bind9 (AXFR).")
-    tenant_etcd: BackupSchedule = Field(
-        default_factory=lambda: BackupSchedule(schedule="0 3 * * *", retention_days=14),
-        description="etcd of every tenant cluster (through its CACPPT talosconfig).")
+    vault: VaultBackup = Field(default_factory=VaultBackup, description="Vault raft snapshot.")  # type: ignore[valid-type]
+    authentik: AuthentikBackup = Field(  # type: ignore[valid-type]
+        default_factory=AuthentikBackup, description="Authentik's PostgreSQL (pg_dump, custom format).")
+    dns: DnsBackup = Field(default_factory=DnsBackup,  # type: ignore[valid-type]
+                           description="The platform zone served by Bind9 (AXFR).")
+    tenant_etcd: TenantEtcdBackup = Field(  # type: ignore[valid-type]
+        default_factory=TenantEtcdBackup, description="etcd of every tenant cluster (through its CACPPT talosconfig).")
 
 
 class Backups(Model):

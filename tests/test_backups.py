@@ -79,6 +79,12 @@ def test_backups_are_off_without_the_section_and_defaults_fill_every_item(cfg):
     assert items.vault.retention_days >= 1
 
 
+def test_an_item_may_set_only_its_retention_and_keeps_its_default_schedule():
+    c = config(backup_raw(items={"vault": {"retentionDays": 90}}))
+    assert c.backups.items.vault.retention_days == 90
+    assert c.backups.items.vault.schedule == config(backup_raw()).backups.items.vault.schedule
+
+
 @pytest.mark.parametrize("schedule", ["30 2 * * *", "*/15 * * * *", "0 0-23/6 * * 1,3,5", "@daily", "0 3 1 1-12 0"])
 def test_valid_cron_schedules_are_accepted(schedule):
     c = config(backup_raw(items={"vault": {"schedule": schedule, "retentionDays": 7}}))
@@ -122,7 +128,7 @@ def test_each_user_gets_its_own_policy_on_exactly_the_bucket_and_secret_keys(res
     mon = result.monitor
     bucket = mon.named("backups-bucket")
     assert bucket.protect and bucket.retain_on_delete
-    assert bucket.inputs["versioning"] == {"status": "enabled"}
+    assert bucket.inputs["versioning"] == {"status": "enabled"} and bucket.inputs["hideObjects"] is True
     assert bucket.inputs["serviceName"] == PROJECT and bucket.inputs["regionName"] == "GRA"
     for role, policy in (("writer", b.writer_policy), ("reader", b.reader_policy)):
         user = mon.named(f"backups-{role}")
