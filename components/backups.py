@@ -42,6 +42,7 @@ import pulumi_random as random
 
 import versions
 from components import network_policy as netpol
+from components import tenant_capi
 from components.common import MANAGED_BY, irreplaceable
 from components.contracts import (
     BIND9_POD_LABELS, BIND9_POD_PORT, DNS_NAMESPACE, INTERNAL_CA_ISSUER, TALOS_API_PORT, DnsUpdateAccess,
@@ -460,6 +461,8 @@ def tenant_cronjob(cfg: PlatformConfig, item: BackupItem, tenant_namespace: str)
                       command=["/bin/bash", "-c", kubectl_fetch_script(
                           tenant_namespace, tenant_talosconfig_secret(item), TENANT_TALOSCONFIG_KEY, talosconfig)])
     tenant = next(t for t in cfg.tenants if t.name == item.tenant)
+    # CACPPT's talosconfig is the tenant's admin credential (it writes no narrower one): it lives
+    # only in this pod's memory-backed /tmp, for the one call that takes the snapshot.
     # No --nodes: the request goes to one of the talosconfig's endpoints (the control planes).
     snap = container("etcd-snapshot", f"ghcr.io/siderolabs/talosctl:{tenant.talos_version}",
                      command=talos_snapshot_command(item, talosconfig))
@@ -559,12 +562,19 @@ def egress_policies(cfg: PlatformConfig, items: Sequence[BackupItem]) -> list[di
     return out
 
 
-def tenant_egress_policies(item: BackupItem) -> list[dict[str, Any]]:
+def tenant_egress_policies(item: BackupItem, tenant_namespace: str) -> list[dict[str, Any]]:
+    """The API server (its Secret) and the Talos API of *its* tenant's control-plane VMs only (the
+    labels CAPK puts on them, as components.tenant_policies selects them for ingress)."""
+    assert item.tenant is not None
     labels = {JOB_LABEL: item.name}
+    control_planes = {tenant_capi.ROLE_LABEL: tenant_capi.CONTROL_PLANE_ROLE,
+                      tenant_capi.CLUSTER_NAME_LABEL: item.tenant}  # cluster_name(tenant) == tenant.name
     return [
         netpol.allow_kube_apiserver_egress(NAMESPACE, labels, f"{item.name}-to-apiserver",
                                            description="Reads the tenant's talosconfig Secret."),
-        netpol.egress_to_tenants(NAMESPACE, netpol.tcp(TALOS_API_PORT), labels, f"{item.name}-to-tenant-talos-api"),
+        netpol.network_policy(f"{item.name}-to-talos-api", NAMESPACE, labels, egress=[netpol.egress_rule(
+            netpol.tcp(TALOS_API_PORT), [{"namespaceSelector": netpol.namespace_selector(tenant_namespace),
+                                          "podSelector": {"matchLabels": control_planes}}])]),
     ]
 
 
@@ -744,6 +754,6 @@ class Backups(pulumi.ComponentResource):
         rbac = [register(f"{name}-{item.name}-{m['kind'].lower()}", m, in_tenant) for m in tenant_rbac(item, tenant_namespace)]
         # The tenant namespace already admits platform namespaces on 50000
         # (components.tenant_policies): nothing to add on its side.
-        for m in tenant_egress_policies(item):
+        for m in tenant_egress_policies(item, tenant_namespace):
             register(f"{name}-{m['metadata']['name']}", m, self._ns_opts)
         self._job(name, item, tenant_cronjob(cfg, item, tenant_namespace), rbac)

@@ -325,14 +325,14 @@ def test_each_job_may_reach_only_its_source_and_the_s3_endpoint(cfg):
     items = b.platform_items(cfg) + [b.tenant_item(cfg, t) for t in cfg.tenants]
     policies = b.egress_policies(cfg, b.platform_items(cfg))
     for t in cfg.tenants:
-        policies += b.tenant_egress_policies(b.tenant_item(cfg, t))
+        policies += b.tenant_egress_policies(b.tenant_item(cfg, t), f"tenant-{t.name}")
     expected = {
         "management-etcd": {("entities", "host,remote-node", "50000")},
         "vault": {("ns", "vault", "8200")},
         "authentik": {("ns", "authentik", "5432")},
         "dns": {("ns", "dns", "5053")},
-        "tenant-etcd-alpha": {("entities", "kube-apiserver", "6443"), ("tenants", "", "50000")},
-        "tenant-etcd-beta": {("entities", "kube-apiserver", "6443"), ("tenants", "", "50000")},
+        "tenant-etcd-alpha": {("entities", "kube-apiserver", "6443"), ("ns", "tenant-alpha", "50000")},
+        "tenant-etcd-beta": {("entities", "kube-apiserver", "6443"), ("ns", "tenant-beta", "50000")},
     }
     for item in items:
         flows = set()
@@ -354,11 +354,12 @@ def test_each_job_may_reach_only_its_source_and_the_s3_endpoint(cfg):
                     (peer,) = rule["to"]
                     (port,) = rule["ports"]
                     sel = peer["namespaceSelector"]
-                    if "matchExpressions" in sel:
-                        flows.add(("tenants", "", str(port["port"])))
-                    else:
-                        assert "podSelector" in peer, f"{p['metadata']['name']}: a whole namespace"
-                        flows.add(("ns", sel["matchLabels"]["kubernetes.io/metadata.name"], str(port["port"])))
+                    assert "podSelector" in peer, f"{p['metadata']['name']}: a whole namespace"
+                    ns = sel["matchLabels"]["kubernetes.io/metadata.name"]
+                    if ns.startswith("tenant-"):  # only that tenant's control-plane VMs
+                        assert peer["podSelector"]["matchLabels"] == {
+                            "cluster.x-k8s.io/role": "control-plane", "cluster.x-k8s.io/cluster-name": ns[7:]}
+                    flows.add(("ns", ns, str(port["port"])))
         assert flows == expected[item.name] | {("s3", "", "443")}, item.name
     for p in policies:
         if p["kind"] == "CiliumNetworkPolicy":
