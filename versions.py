@@ -163,6 +163,22 @@ BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20@sha256:071465f8806
 # renovate: datasource=docker depName=ghcr.io/netbirdio/netbird
 NETBIRD_CLIENT_IMAGE = "ghcr.io/netbirdio/netbird:0.74.7@sha256:b63f4c1584118aeebacfdfd841f0351122a53fccac182b4c43be428c2c9a6b73"
 
+# --- Backups (components/backups.py) ------------------------------------------------------------
+# rclone: S3 upload with client-side encryption (crypt remote). Alpine-based, so it has a shell.
+# Digest as pinned in a public Dockerfile (search: "rclone/rclone:1.75.1@sha256:45401ad...").
+# renovate: datasource=docker depName=docker.io/rclone/rclone
+RCLONE_IMAGE = "docker.io/rclone/rclone:1.75.1@sha256:45401ad7410db1d67ffdb58e19059ad20b0d8e0285a60e38bbec55cc1019c7a5"  # noqa: E501
+# The Vault CLI of the server version the vault chart installs (chart 0.34.1 appVersion 2.0.4).
+# renovate: datasource=docker depName=docker.io/hashicorp/vault
+VAULT_IMAGE = "docker.io/hashicorp/vault:2.0.4"
+# pg_dump/pg_restore at least as new as Authentik's PostgreSQL (Bitnami subchart 18.8.x); pg_dump
+# reads older servers. No digest verified here: renovate adds it (pinDigests).
+# renovate: datasource=docker depName=docker.io/library/postgres
+POSTGRES_IMAGE = "docker.io/library/postgres:18.1-alpine"
+# kubectl with bash + coreutils (Ref: kubernetes/kubernetes build/server-image/kubectl/Dockerfile).
+# renovate: datasource=docker depName=registry.k8s.io/kubectl
+KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.36.4"
+
 # --- Release manifests installed at deploy time (pinned by version AND content) -------------------
 # The operator manifests are fetched by `components.release_manifest` during `pulumi up` and applied
 # only when their sha256 matches these pins. Upstream publishes no checksum file for these assets;

@@ -177,6 +177,7 @@ class Authentik(pulumi.ComponentResource):
     identity: Identity
     url: str
     admin_password: pulumi.Output[str]  # akadmin break-glass password (secret)
+    db_password: pulumi.Output[str]  # PostgreSQL password of the authentik user (secret)
     kubernetes_oidc: OidcClient
     vault_oidc: OidcClient
     argocd_oidc: OidcClient
@@ -202,6 +203,8 @@ class Authentik(pulumi.ComponentResource):
         secret_key = generated("secret-key", 64)
         token = generated("bootstrap-token", 64)
         self.admin_password = generated("bootstrap-password", 32)
+        # Also handed to the backup job (components/backups.py), which needs nothing else.
+        self.db_password = generated("db-password", 32)
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=CREDENTIALS_SECRET, namespace=NAMESPACE, labels=MANAGED_BY),
@@ -210,7 +213,7 @@ class Authentik(pulumi.ComponentResource):
                 KEY_SECRET_KEY: secret_key,
                 KEY_BOOTSTRAP_TOKEN: token,
                 KEY_BOOTSTRAP_PASSWORD: self.admin_password,
-                KEY_DB_PASSWORD: generated("db-password", 32),
+                KEY_DB_PASSWORD: self.db_password,
                 KEY_DB_ADMIN_PASSWORD: generated("db-admin-password", 32),
             },
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns]),

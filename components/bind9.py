@@ -86,6 +86,8 @@ class ZoneSpec:
     algorithm: str  # TSIG algorithm of every key
     update_rules: Sequence[UpdateRule]  # the zone's update-policy, in order (first match wins)
     transfer_keys: Sequence[str]  # key names allowed to AXFR the zone
+    # Keys that may only AXFR the zone, never update it (the backup job's key).
+    transfer_only_keys: Sequence[str] = ()
 
     @property
     def update_keys(self) -> list[str]:
@@ -116,11 +118,13 @@ def named_conf(spec: ZoneSpec) -> str:
     if not spec.update_keys or not spec.transfer_keys:
         raise ValueError("Bind9 needs at least one key allowed to update and one to transfer the zone")
     unknown = set(spec.transfer_keys) - set(spec.update_keys)
+    if set(spec.transfer_only_keys) & set(spec.update_keys):
+        raise ValueError(f"transfer-only keys must not be granted updates: {sorted(spec.transfer_only_keys)}")
     if unknown:
         raise ValueError(f"transfer keys without a key definition: {sorted(unknown)}")
     # Kept in the given order: update-policy is first-match.
     grants = "\n".join(f"        {rule.render()}" for rule in spec.update_rules)
-    transfer = " ".join(f"key {key};" for key in spec.transfer_keys)
+    transfer = " ".join(f"key {key};" for key in [*spec.transfer_keys, *spec.transfer_only_keys])
     # Ref: BIND 9.20 ARM, "options" / "zone" statement grammar (recursion, allow-transfer,
     # update-policy (grant|deny ... name|subdomain|zonesub), pid-file none, type primary).
     return f"""// Rendered by weebo-platform. Authoritative only: {spec.zone}.

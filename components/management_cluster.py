@@ -42,6 +42,8 @@ class ManagementClusterArgs:
     oidc_issuer_url: str
     oidc_client_id: str
     dns_zone: str  # zone at OVH DNS holding the endpoint and node records (domain.parentZone)
+    # Further patches of the control planes only (e.g. Talos API access for the backup job).
+    control_plane_patches: Sequence[dict] = field(default_factory=tuple)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -221,6 +223,8 @@ class ManagementCluster(pulumi.ComponentResource):
                 oidc_issuer_url=args.oidc_issuer_url, oidc_client_id=args.oidc_client_id,
             )
         ]
+        if node.role == "controlplane":
+            patches += [json.dumps(p, sort_keys=True) for p in args.control_plane_patches]
         disk = node.install_disk or cfg.install_disk
         patches.append(installer_image.apply(lambda image: json.dumps(install_patch(disk, image), sort_keys=True)))
         server = self.servers[node.hostname]

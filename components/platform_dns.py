@@ -39,6 +39,7 @@ NAMESPACE = DNS_NAMESPACE
 EXTERNAL_DNS_ANNOTATION_PREFIX = "external-dns.alpha.kubernetes.io/"
 EXTERNAL_DNS_KEY = "external-dns"
 CERT_MANAGER_KEY = "cert-manager"
+BACKUP_KEY = "backup-transfer"  # AXFR only (components/backups.py), when backups are configured
 EXTERNAL_DNS_TSIG_SECRET = "external-dns-tsig"  # in NAMESPACE, key "tsig-secret"
 EXTERNAL_DNS_LABELS = {"app.kubernetes.io/name": "external-dns"}  # the chart's selector label
 # The Secret cert-manager is expected to create in its own namespace from
@@ -93,6 +94,7 @@ def zone_spec(cfg: PlatformConfig) -> ZoneSpec:
         update_rules=update_rules(cfg),
         # ExternalDNS lists the zone with AXFR (--rfc2136-tsig-axfr); cert-manager never does.
         transfer_keys=[EXTERNAL_DNS_KEY],
+        transfer_only_keys=[BACKUP_KEY] if cfg.backups is not None else [],
     )
 
 
@@ -255,7 +257,7 @@ class PlatformDns(pulumi.ComponentResource):
                     f"{name}-tsig-{key}", length=key_bytes, opts=pulumi.ResourceOptions(parent=self)
                 ).base64
             )
-            for key in (EXTERNAL_DNS_KEY, CERT_MANAGER_KEY)
+            for key in (EXTERNAL_DNS_KEY, CERT_MANAGER_KEY, *zone_spec(cfg).transfer_only_keys)
         }
 
         # Delegation at OVH: only where OVH hosts the parent zone (ovh-talos). The dev stack
@@ -303,6 +305,7 @@ class PlatformDns(pulumi.ComponentResource):
 
         self.cert_manager_access = access(CERT_MANAGER_KEY)
         self.external_dns_access = access(EXTERNAL_DNS_KEY)
+        self.backup_access = access(BACKUP_KEY) if BACKUP_KEY in keys else None
         self.tsig_key = self.cert_manager_access.secret
         self.tsig_secret_name = CERT_MANAGER_TSIG_SECRET
         self.register_outputs({"zone": cfg.domain.platform_zone, "nameserver": nameserver(cfg)})

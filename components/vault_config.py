@@ -217,7 +217,24 @@ class VaultConfig(pulumi.ComponentResource):
             f"{name}-kubernetes-config", backend=self.kubernetes_backend.path,
             kubernetes_host="https://kubernetes.default.svc", opts=child,
         )
+        if cfg.backups is not None:
+            self._backup_role(name, child)
         self.register_outputs({"kvMountPath": self.kv_mount_path, "tenantPolicies": self.tenant_policy_names})
+
+    def _backup_role(self, name: str, child: pulumi.ResourceOptions) -> None:
+        """The raft-snapshot CronJob (components/backups.py) logs in with its ServiceAccount and
+        may read sys/storage/raft/snapshot only; short-lived, no default policy."""
+        from components import backups
+
+        policy = vault.Policy(f"{name}-policy-{backups.VAULT_POLICY}", name=backups.VAULT_POLICY,
+                              policy=backups.vault_policy(), opts=child)
+        self.policies[backups.VAULT_POLICY] = policy
+        self.backup_role = vault.kubernetes.AuthBackendRole(
+            f"{name}-kubernetes-role-{backups.VAULT_ROLE}", backend=self.kubernetes_backend.path,
+            role_name=backups.VAULT_ROLE, bound_service_account_names=[backups.VAULT_JOB],
+            bound_service_account_namespaces=[backups.NAMESPACE], token_policies=[policy.name],
+            token_no_default_policy=True, token_ttl=600, token_max_ttl=900, opts=child,
+        )
 
     def _oidc(self, name: str, cfg: PlatformConfig, oidc: OidcClient, child: pulumi.ResourceOptions) -> None:
         if oidc.client_secret is None:

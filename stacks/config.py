@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -559,6 +560,107 @@ class KubevirtCsi(Model):
     tenant_storage_class: DnsLabel = "kubevirt"
 
 
+# --- backups (issue 17) ------------------------------------------------------------------------
+
+# Regions of OVHcloud Object Storage (S3), lower case as the S3 endpoint takes them.
+# Ref: ovh/docs pages/storage_and_backup/object_storage/s3_location/guide.en-gb.md
+# ("List of available regions", updated 2026-02-03).
+OVH_S3_REGIONS = (
+    "gra", "rbx", "sbg", "eu-west-par", "eu-south-mil", "de", "uk", "waw",
+    "bhs", "ca-east-tor", "sgp", "ap-southeast-syd", "ap-south-mum",
+)
+# Field ranges of a Kubernetes CronJob schedule (standard 5-field cron, robfig/cron parser).
+# Ref: kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#schedule-syntax
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_CRON_PART = re.compile(r"^(\*|(\d+)(-(\d+))?)(/(\d+))?$")
+
+
+def _cron(v: str) -> str:
+    """A Kubernetes CronJob schedule: five numeric fields or a macro such as '@daily'."""
+    if v in _CRON_MACROS:
+        return v
+    fields = v.split()
+    if len(fields) != 5:
+        raise ValueError(f"'{v}' is not a cron schedule: 5 fields (minute hour day-of-month month "
+                         "day-of-week) such as '30 2 * * *', or one of " + ", ".join(sorted(_CRON_MACROS)))
+    for text, (what, lo, hi) in zip(fields, _CRON_FIELDS):
+        for part in text.split(","):
+            m = _CRON_PART.match(part)
+            if not m:
+                raise ValueError(f"'{v}': {what} field '{text}' is not '*', 'N', 'N-M', a list or a '/step' of them")
+            nums = [int(g) for g in (m.group(2), m.group(4)) if g is not None]
+            if any(n < lo or n > hi for n in nums):
+                raise ValueError(f"'{v}': {what} field '{text}' is outside {lo}-{hi}")
+            if len(nums) == 2 and nums[0] > nums[1]:
+                raise ValueError(f"'{v}': {what} range '{part}' runs backwards")
+            if m.group(6) is not None and int(m.group(6)) == 0:
+                raise ValueError(f"'{v}': {what} step '/0' is not allowed")
+    return v
+
+
+def _s3_region(v: str) -> str:
+    if v not in OVH_S3_REGIONS:
+        raise ValueError(f"'{v}' is not an OVHcloud Object Storage region; one of: {', '.join(OVH_S3_REGIONS)}")
+    return v
+
+
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+S3Region = Annotated[str, AfterValidator(_s3_region)]
+_BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+
+
+class BackupSchedule(Model):
+    schedule: CronSchedule = Field(description="CronJob schedule (UTC), e.g. '30 2 * * *'.")
+    retention_days: int = Field(ge=1, le=3650, description="Days a backup object is kept (bucket lifecycle rule).")
+
+
+def _backup_schedule(name: str, schedule: str, retention_days: int) -> type[BackupSchedule]:
+    """A BackupSchedule whose two keys have this item's defaults (each may be set alone)."""
+    return create_model(
+        name, __base__=BackupSchedule,
+        schedule=(CronSchedule, Field(default=schedule, description="CronJob schedule (UTC).")),
+        retention_days=(int, Field(default=retention_days, ge=1, le=3650,
+                                   description="Days a backup object is kept (bucket lifecycle rule).")),
+    )
+
+
+ManagementEtcdBackup = _backup_schedule("ManagementEtcdBackup", "0 */6 * * *", 14)
+VaultBackup = _backup_schedule("VaultBackup", "15 */6 * * *", 30)
+AuthentikBackup = _backup_schedule("AuthentikBackup", "30 2 * * *", 30)
+DnsBackup = _backup_schedule("DnsBackup", "45 2 * * *", 30)
+TenantEtcdBackup = _backup_schedule("TenantEtcdBackup", "0 3 * * *", 14)
+
+
+class BackupItems(Model):
+    management_etcd: ManagementEtcdBackup = Field(  # type: ignore[valid-type]
+        default_factory=ManagementEtcdBackup,
+        description="etcd of the management cluster (Talos API snapshot); only with provisioner ovh-talos.")
+    vault: VaultBackup = Field(default_factory=VaultBackup, description="Vault raft snapshot.")  # type: ignore[valid-type]
+    authentik: AuthentikBackup = Field(  # type: ignore[valid-type]
+        default_factory=AuthentikBackup, description="Authentik's PostgreSQL (pg_dump, custom format).")
+    dns: DnsBackup = Field(default_factory=DnsBackup,  # type: ignore[valid-type]
+                           description="The platform zone served by Bind9 (AXFR).")
+    tenant_etcd: TenantEtcdBackup = Field(  # type: ignore[valid-type]
+        default_factory=TenantEtcdBackup, description="etcd of every tenant cluster (through its CACPPT talosconfig).")
+
+
+class Backups(Model):
+    cloud_project_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="OVHcloud Public Cloud project (service name, 32 hex characters) that holds the bucket.")
+    region: S3Region = Field(default="gra", description="Object Storage region of the bucket.")
+    bucket_name: str | None = Field(
+        default=None, pattern=_BUCKET,
+        description="Bucket name (unique in the region); defaults to '<managementCluster.name>-backups'.")
+    items: BackupItems = Field(default_factory=BackupItems, description="Schedule and retention of each backup.")
+    encryption_key_generation: int = Field(
+        default=0, ge=0, description="Generation of the client-side encryption key (keeper of its random "
+        "generator); objects are written under 'k<generation>/'.")
+    credentials_generation: int = Field(
+        default=0, ge=0, description="Generation of the bucket's S3 credentials (a change replaces them).")
+
+
 class VmOverhead(Model):
     cpu: float = Field(default=0.25, ge=0, description="CPU cores per VM for virt-launcher and QEMU.")
     memory_mib: int = Field(default=300, ge=0, description="Memory per VM for virt-launcher and QEMU.")
@@ -684,6 +786,7 @@ class PlatformConfig(Model):
     kubevirt_csi: KubevirtCsi = Field(default_factory=KubevirtCsi)
     host_capacity: HostCapacity
     tenants: list[Tenant] = Field(default_factory=list)
+    backups: Backups | None = Field(default=None, description="Encrypted backups to OVHcloud Object Storage; none when unset.")
 
     @property
     def cluster_endpoint(self) -> str:

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.argocd import ArgoCD, ArgoCDArgs
 from components.authentik import Authentik, AuthentikArgs
+from components.backups import Backups, BackupsArgs, talos_api_access_patch
 from components.contracts import authentik_issuer_url
 from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
@@ -69,6 +70,8 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
                 oidc_issuer_url=authentik_issuer_url(cfg, mc.name),
                 oidc_client_id=mc.name,
                 dns_zone=cfg.domain.parent_zone,
+                # The etcd backup job gets a Talos client certificate limited to os:etcd:backup.
+                control_plane_patches=[talos_api_access_patch()] if cfg.backups else [],
             ),
         )
         kubeconfig = cluster.kubeconfig
@@ -164,6 +167,18 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
         vault=vault, argocd=argocd, netbird=netbird, virtualization=virtualization, cluster_api=cluster_api,
     )
 
+    # --- backups (after the services they read; tenants add theirs below) ----------------------
+    backups = None
+    if cfg.backups is not None:
+        assert dns.backup_access is not None
+        backups = Backups("backups", BackupsArgs(
+            config=cfg, dns_access=dns.backup_access, authentik_db_password=authentik.db_password,
+            depends_on=[cilium, cert_manager], vault_ready=[vault.config], authentik_ready=[authentik.release],
+            # The talos.dev ServiceAccount CRD is registered by Talos once the cluster runs.
+            talos_ready=[cluster] if talosconfig is not None else [],
+        ), provider)
+        env.services["backups"] = backups
+
     # --- tenants ("other clusters") -----------------------------------------------------------
     for tenant in cfg.tenants:
         if tenants is not None and tenant.name not in tenants:
@@ -183,6 +198,9 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
             ),
             provider,
         )
+        if backups is not None:
+            t = env.tenants[tenant.name]
+            backups.add_tenant(tenant, t.namespace, depends_on=[t])
     # OIDC groups -> RBAC on the management cluster; a tenant's bindings wait for its namespace.
     env.services["cluster_rbac"] = ClusterRbac(
         "cluster-rbac",

@@ -124,6 +124,7 @@ class Registration:
     additional_secret_outputs: list[str]
     delete_before_replace: bool
     inputs: dict[str, Any] = field(default_factory=dict)  # secrets still wrapped
+    replace_with: list[str] = field(default_factory=list)  # URNs whose replacement replaces this
 
     @property
     def provider_urn(self) -> str:
@@ -211,6 +212,7 @@ class RecordingMonitor(MockMonitor):
             additional_secret_outputs=sorted(request.additionalSecretOutputs),
             delete_before_replace=bool(request.deleteBeforeReplace),
             inputs=inputs,
+            replace_with=sorted(request.replace_with),
         )
         rid, state = self.mocks.new_resource(
             MockResourceArgs(

@@ -37,3 +37,8 @@ def main(tenants: Collection[str] | None = None) -> None:
         pulumi.export(DEPLOYED_VERSIONS_OUTPUT, env.management_versions)
     pulumi.export("nodeAddresses", [n.address for n in cfg.management_cluster.nodes])
     pulumi.export("tenants", sorted(t.name for t in cfg.tenants))
+    if "backups" in env.services:
+        backups = env.services["backups"]
+        pulumi.export("backups", backups.inventory)  # what is backed up where (whole config)
+        pulumi.export("backupRestoreCredentials", backups.reader_credentials)  # secret
+        pulumi.export("backupEncryptionKey", backups.passphrase)  # secret
