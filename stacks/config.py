@@ -64,6 +64,11 @@ class ConfigError(pulumi.RunError):
             f"nothing was deployed.\n{body}"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*self.args)``: args holds the message only, which this
+        # __init__ does not take. A parallel plan's worker sends its error to the parent by pickle.
+        return (type(self), (self.stack, list(self.problems)))
+
 
 # --------------------------------------------------------------------------------------------
 # Field types

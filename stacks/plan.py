@@ -339,9 +339,46 @@ class ShardMismatch(RuntimeError):
     which tenants exist."""
 
 
-def _plan_shard(stack_file: StackFile, tenants: list[str], context: dict[str, Any]) -> RenderedPlan:
+class WorkerFailed(RuntimeError):
+    """A worker of a parallel plan failed with an error that is not a :class:`ConfigError`;
+    ``status`` is the exit status of the command line."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.status))
+
+
+@dataclass(frozen=True)
+class _ShardError:
+    """What a worker returns instead of its part when it fails: always picklable (an error that
+    does not survive pickling would leave the parent waiting for a result that never comes)."""
+
+    error: BaseException
+
+
+def _plan_shard(stack_file: StackFile, tenants: list[str], context: dict[str, Any]) -> RenderedPlan | _ShardError:
     gc.disable()  # a short-lived worker: see main()
-    return render(run_offline(stack_file, tenants=tenants), context)
+    try:
+        return render(run_offline(stack_file, tenants=tenants), context)
+    except BaseException as exc:  # noqa: BLE001 - every error goes back to the parent, intact
+        return _shard_error(exc, tenants)
+
+
+def _shard_error(exc: BaseException, tenants: list[str]) -> _ShardError:
+    import pickle
+    import traceback
+
+    if isinstance(exc, (ConfigError, ShardMismatch, WorkerFailed)):
+        try:
+            if type(pickle.loads(pickle.dumps(exc))) is type(exc):
+                return _ShardError(exc)
+        except Exception:  # noqa: BLE001 - fall back to the summary below
+            pass
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return _ShardError(WorkerFailed(f"the worker planning tenants {tenants} failed:\n{text}"))
 
 
 def merge(parts: list[RenderedPlan], shards: list[list[str]]) -> RenderedPlan:
@@ -428,9 +465,20 @@ def plan_in_parallel(stack_file: StackFile, cfg: PlatformConfig, jobs: int) -> R
         return render(run_offline(stack_file), context)
     import stacks.program  # noqa: F401 - imported once here, inherited by every worker
 
-    with multiprocessing.get_context("fork").Pool(len(shards)) as pool:
-        parts = pool.starmap(_plan_shard, [(stack_file, shard, context) for shard in shards])
-    return merge(parts, shards)
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # A process pool that notices a dead worker (BrokenProcessPool) instead of waiting forever;
+    # with "fork" it starts every worker up front, before its own manager thread.
+    try:
+        with ProcessPoolExecutor(len(shards), mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_plan_shard, [stack_file] * len(shards), shards, [context] * len(shards)))
+    except BrokenProcessPool as exc:
+        raise WorkerFailed(f"a worker of the parallel plan died ({exc}); rerun with --jobs 1 to see why") from None
+    for part in parts:
+        if isinstance(part, _ShardError):
+            raise part.error
+    return merge(parts, shards)  # type: ignore[arg-type]
 
 
 def print_violations(violations: list[policy_rules.Violation], console: Any) -> None:
@@ -583,6 +631,9 @@ def _main(args: argparse.Namespace) -> int:
     except ShardMismatch as exc:
         err.print(f"stack '{args.stack}': {exc}", markup=False)
         return 1
+    except WorkerFailed as exc:
+        err.print(f"stack '{args.stack}': {exc}", markup=False)
+        return exc.status
 
     out = args.out or ROOT / "build" / "plan" / stack_file.stack
     doc = write_rendered(plan, out)

@@ -131,3 +131,48 @@ def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
     assert proc.returncode == 2
     assert "not valid YAML" in proc.stderr and "line 3" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel plan: a worker's error reaches the parent intact and ends the plan.
+# ---------------------------------------------------------------------------------------------
+
+WORKER_FAILS = """
+import sys
+import stacks.plan as P
+from stacks.config import ConfigError, ConfigProblem
+
+def failing(stack_file, preview=True, tenants=None):
+    if tenants is None:
+        raise AssertionError("expected a parallel plan")
+    if {KIND!r} == "config":
+        raise ConfigError("prod", [ConfigProblem(path="tenants[1].name", problem="refused in a worker", hint="fix it")])
+    raise KeyError("arbitrary failure in a worker")
+
+P.run_offline = failing  # inherited by the forked workers
+sys.exit(P.main(["prod", "--quiet", "--jobs", "3", "--out", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("kind, status, needle", [
+    ("config", 2, "tenants[1].name: refused in a worker"),
+    ("other", 1, "arbitrary failure in a worker"),
+])
+def test_a_failing_worker_ends_the_parallel_plan_with_its_message_and_status(kind, status, needle, tmp_path: Path):
+    # The subprocess timeout is the hang guard: before, a ConfigError could not be unpickled in the
+    # parent and the plan waited forever.
+    proc = subprocess.run([sys.executable, "-c", WORKER_FAILS.replace("{KIND!r}", repr(kind)), str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status, proc.stderr
+    assert needle in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_error_survives_pickling():
+    import pickle
+
+    from stacks.config import ConfigProblem
+
+    error = ConfigError("prod", [ConfigProblem(path="a.b", problem="wrong", hint="fix")])
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is ConfigError and back.problems == error.problems and str(back) == str(error)
