@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from policy import rules as policy_rules
+from stacks import config as config_module
 from stacks import plan_yaml
 from stacks.config import PROJECT, ConfigError, PlatformConfig, Tenant, parse_config
-from stacks.loader import ROOT, StackFile, parse_stack_document, project_defaults, read_stack
+from stacks.loader import ROOT, StackFile, read_stack, read_stack_file
 from stacks.mocks import InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -77,10 +77,14 @@ def run_offline(stack_file: StackFile, preview: bool = True,
     # of the plan's time) to free little. It runs once, after the program.
     was_enabled = gc.isenabled()
     gc.disable()
+    # The program checks secure values leaf by leaf against this stack file (not whatever
+    # Pulumi.<stack>.yaml lies in the working directory).
+    config_module.SECURE_PATHS_OVERRIDE.append(stack_file.secure_paths)
     try:
         program()
         monitor.stack_outputs = _resolve_stack_outputs()
     finally:
+        config_module.SECURE_PATHS_OVERRIDE.pop()
         if was_enabled:
             gc.enable()
     return PlanResult(stack=stack_file.stack, monitor=monitor)
@@ -582,8 +586,7 @@ def _read(stack_or_path: str) -> StackFile:
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise FileNotFoundError(f"no stack file {path}")
-        name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-        return parse_stack_document(name, yaml.safe_load(path.read_text()), project_defaults())
+        return read_stack_file(path, source=stack_or_path)
     return read_stack(stack_or_path)
 
 
@@ -617,16 +620,13 @@ def _main(args: argparse.Namespace) -> int:
         stack_file = _read(args.stack)
         # Validate first, exactly as the program does, so bad config registers nothing.
         cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack_file.stack,
-                           provider_keys=list(stack_file.provider_config))
+                           provider_keys=stack_file.provider_config, secure_paths=stack_file.secure_paths)
         plan = plan_in_parallel(stack_file, cfg, args.jobs)
     except ConfigError as exc:
         err.print(str(exc), markup=False)
         return 2
     except FileNotFoundError as exc:
         err.print(str(exc), markup=False)
-        return 2
-    except yaml.YAMLError as exc:
-        err.print(f"Pulumi.{args.stack}.yaml is not valid YAML; nothing was deployed.\n{exc}", markup=False)
         return 2
     except ShardMismatch as exc:
         err.print(f"stack '{args.stack}': {exc}", markup=False)

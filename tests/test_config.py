@@ -84,7 +84,7 @@ def test_missing_required_keys_are_named():
         (lambda r: r["tenants"][0].update(kubernetesVersion="1.35"), "tenants[0].kubernetesVersion", "exact Kubernetes"),
         (lambda r: r["tenants"][0]["controlPlane"].update(replicas=2), "tenants[0].controlPlane.replicas", "1, 3 or 5"),
         (lambda r: r["hostCapacity"].update(cpu="many"), "hostCapacity.cpu", "integer"),
-        (lambda r: r["managementCluster"].update(systemExtensions=["intel-ucode"]), "managementCluster.systemExtensions", "official"),
+        (lambda r: r["managementCluster"].update(systemExtensions=["intel-ucode"]), "managementCluster.systemExtensions[0]", "official"),
     ],
 )
 def test_invalid_values_name_their_key(mutate, path, words):
@@ -149,7 +149,7 @@ def test_capacity_counts_per_vm_overhead():
     # 8 cores exactly fit 2 VMs of 4 cores, but not with 0.25 core of overhead each.
     pools = [{"name": "big", "replicas": 1, "cpu": 4, "memoryGib": 4, "diskGib": 20}]
     t = tenant("alpha", 0, controlPlane={"replicas": 1, "cpu": 4, "memoryGib": 4, "diskGib": 20}, workerPools=pools)
-    raw = base_raw(tenants=[t], hostCapacity={"cpu": 8, "memoryGib": 64, "diskGib": 100})
+    raw = base_raw(tenants=[t], hostCapacity={"cpu": 8, "memoryGib": 64, "diskGib": 200})
     found, _ = problems(raw)
     assert "hostCapacity.cpu" in found
     raw["hostCapacity"]["vmOverhead"] = {"cpu": 0, "memoryMib": 0}
