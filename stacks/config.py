@@ -1273,8 +1273,8 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and part.startswith("function-"):
-            continue
+        elif isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
+            continue  # validator wrappers; '[key]': the error is about the mapping key itself
         elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
         else:
@@ -1480,7 +1480,7 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
 # Provider settings that are credentials, per namespace, compared case-insensitively (a
 # misspelled 'OVH:applicationSecret' is still a secret written into a file).
 _CREDENTIALS: dict[str, frozenset[str]] = {
-    "ovh": frozenset({"applicationkey", "applicationsecret", "consumerkey", "clientid", "clientsecret"}),
+    "ovh": frozenset({"applicationkey", "applicationsecret", "consumerkey", "clientid", "clientsecret", "accesstoken"}),
     "netbird": frozenset({"token"}),
     "vault": frozenset({"token"}),
     "authentik": frozenset({"token"}),

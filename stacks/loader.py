@@ -133,7 +133,12 @@ _StrictLoader.add_constructor(None, _StrictLoader.construct_undefined)
 
 
 def _at(source: str, mark: Any) -> str:
-    return f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source
+    """``file:line:column``, as compilers and editors take it."""
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+
+
+def _where(mark: Any) -> str:
+    return f"at line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
 
 
 def load_yaml(data: bytes | str, source: str, stack: str) -> Any:
@@ -151,7 +156,7 @@ def load_yaml(data: bytes | str, source: str, stack: str) -> Any:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise refuse(f"{source}, line {line}", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            raise refuse(f"{source}:{line}", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                          "save the file as UTF-8") from None
     else:
         text = data
@@ -159,13 +164,13 @@ def load_yaml(data: bytes | str, source: str, stack: str) -> Any:
     try:
         return loader.get_single_data()
     except _Refused as exc:
-        raise refuse(_at(source, exc.mark), exc.problem, exc.hint) from None
+        raise refuse(_at(source, exc.mark), _where(exc.mark) + exc.problem, exc.hint) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
         hint = ("check the indentation, quoting and brackets at that spot"
                 if not isinstance(exc, ConstructorError) else "write a plain string, number, list or mapping")
-        raise refuse(_at(source, mark), f"not valid YAML: {what}", hint) from None
+        raise refuse(_at(source, mark), f"{_where(mark)}not valid YAML: {what}", hint) from None
     except yaml.YAMLError as exc:
         raise refuse(source, f"not valid YAML: {exc}", "check the file's syntax") from None
     except RecursionError:
