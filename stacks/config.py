@@ -1411,6 +1411,7 @@ def parse_config(
     # Where validation failed: a top-level section, or one tenant ('tenants[2]'), so that rules
     # over the other tenants still run and report together with the field errors.
     failed: set[str] = set()
+    tenant_index: list[int] = []  # position in the stack file of each tenant that validated
     for alias, name in fields.items():
         if alias not in raw:
             continue
@@ -1421,6 +1422,7 @@ def parse_config(
             for i, item in enumerate(raw[alias]):
                 try:
                     tenants.append(TypeAdapter(Tenant).validate_python(item, context=context, by_alias=True, by_name=False))
+                    tenant_index.append(i)
                 except ValidationError as exc:
                     problems.extend(_error_to_problem(alias, {**e, "loc": (i, *e["loc"])}, secret=alias in secret_keys)
                                     for e in exc.errors())
@@ -1460,8 +1462,18 @@ def parse_config(
     def kept(problem: ConfigProblem) -> bool:
         return not any(problem.path == f or problem.path.startswith((f + ".", f + "[")) for f in failed)
 
-    problems.extend(p for p in _cross_checks(cfg, sections) if kept(p))
-    problems.extend(p for p in _stack_file_rules(cfg, sections - {"tenants"}) if kept(p))
+    def renumbered(found: list[ConfigProblem]) -> list[ConfigProblem]:
+        # The rules saw only the tenants that validated: name each by its place in the file.
+        if all(i == j for i, j in enumerate(tenant_index)):
+            return found
+
+        def fix(text: str) -> str:
+            return re.sub(r"tenants\[(\d+)\]", lambda m: f"tenants[{tenant_index[int(m.group(1))]}]", text)
+
+        return [ConfigProblem(path=fix(p.path), problem=fix(p.problem), hint=p.hint) for p in found]
+
+    problems.extend(p for p in renumbered(_cross_checks(cfg, sections)) if kept(p))
+    problems.extend(p for p in renumbered(_stack_file_rules(cfg, sections - {"tenants"})) if kept(p))
     if secure_paths is not None and not failed:
         problems.extend(_secure_leaf_problems(cfg, frozenset(secure_paths)))
     if problems:

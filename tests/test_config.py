@@ -280,3 +280,52 @@ def test_stack_documents_of_the_wrong_shape_are_config_errors(doc, path):
     with pytest.raises(ConfigError) as exc:
         parse_stack_document("x", doc)
     assert exc.value.problems[0].path == path
+
+
+# --- issue 16: messages, sections, YAML --------------------------------------------------------
+
+def test_a_failed_management_cluster_adds_no_false_pool_problems():
+    raw = base_raw(traefik={"loadBalancerIp": "51.0.1.2"})
+    raw["managementCluster"]["podCidr"] = "not-a-range"
+    found, _ = problems(raw)
+    assert "managementCluster.podCidr" in found
+    assert "traefik.loadBalancerIp" not in found
+
+
+def test_field_errors_and_cross_field_rules_are_reported_together():
+    # tenants[1] is broken; tenants[0] and tenants[2] still meet the duplicate-name rule.
+    raw = base_raw(tenants=[tenant("alpha", 0), tenant("beta", 1, podCidr="nope"), tenant("alpha", 2)])
+    found, _ = problems(raw)
+    assert {"tenants[1].podCidr", "tenants[2].name"} <= set(found)
+
+
+def test_integer_fields_given_floats_get_a_specific_fix():
+    for bad, words in ((80.5, "whole number"), (float("nan"), ".nan"), (float("inf"), ".inf"), ("1e30", "digits")):
+        raw = base_raw(traefik={"replicas": bad})
+        found, _ = problems(raw)
+        assert words in found["traefik.replicas"].hint, (bad, found["traefik.replicas"])
+
+
+def test_provider_credentials_any_casing_and_nested_are_refused():
+    found, _ = problems(base_raw(), provider_keys={"OVH:ApplicationSecret": "x", "kubernetes:settings": {"kubeconfig": "y"},
+                                                  "ovh:endpoint": "ovh-eu"})
+    assert {"OVH:ApplicationSecret", "kubernetes:settings.kubeconfig"} <= set(found)
+    assert "ovh:endpoint" not in found
+
+
+def test_stack_file_errors_name_the_file_as_given(tmp_path):
+    from stacks.loader import read_stack_file
+
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_bytes("config: {}\n".encode("utf-16"))
+    with pytest.raises(ConfigError) as caught:
+        read_stack_file(path, source=str(path))
+    assert str(caught.value).startswith(f"{path} is not a valid stack file")
+    assert "Pulumi./" not in str(caught.value)
+
+
+def test_lb_pool_of_a_wide_block_is_refused_without_enumerating_it():
+    raw = base_raw()
+    raw["managementCluster"]["loadBalancerIps"] = ["10.0.0.0/8"]
+    found, _ = problems(raw)
+    assert "wider than OVH routes" in found["managementCluster.loadBalancerIps[0]"].problem
