@@ -634,14 +634,16 @@ class KubevirtCsi(Model):
 
 
 class VmOverhead(Model):
-    cpu: float = Field(default=0.25, ge=0, description="CPU cores per VM for virt-launcher and QEMU.")
-    memory_mib: int = Field(default=300, ge=0, description="Memory per VM for virt-launcher and QEMU.")
+    cpu: float = Field(default=0.25, ge=0, le=8, allow_inf_nan=False, description="CPU cores per VM for virt-launcher and QEMU.")
+    memory_mib: int = Field(default=300, ge=0, le=16384, description="Memory per VM for virt-launcher and QEMU.")
 
 
 class HostCapacity(Model):
-    cpu: int = Field(gt=0, description="Cores available to tenant VMs.")
-    memory_gib: int = Field(gt=0, description="Memory available to tenant VMs.")
-    disk_gib: int = Field(gt=0, description="Disk available to tenant VM boot volumes.")
+    # Upper bounds: far beyond any OVH server (the largest have a few hundred cores and a few TiB
+    # of memory), so that a typo such as 1e30 is refused rather than taken for a size.
+    cpu: int = Field(gt=0, le=4096, description="Cores available to tenant VMs.")
+    memory_gib: int = Field(gt=0, le=65536, description="Memory available to tenant VMs.")
+    disk_gib: int = Field(gt=0, le=10_000_000, description="Disk available to tenant VM boot volumes and volumes.")
     vm_overhead: VmOverhead = Field(default_factory=VmOverhead)
 
 
@@ -1117,6 +1119,22 @@ def _name_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
             p.append(ConfigProblem(path=f"tenants[{i}].name",
                                    problem=f"its namespace '{ns}' is a namespace of the platform itself",
                                    hint="rename the tenant or change clusterApi.tenantNamespacePrefix"))
+        # Cluster API labels each Machine with its MachineDeployment's name ('<tenant>-<pool>',
+        # components.tenant_capi.pool_name) unhashed, so it must be a label value of <= 63
+        # characters. Ref: kubernetes-sigs/cluster-api api/core/v1beta2 common_types.go
+        # (MachineDeploymentNameLabel; only the set-name and pool-name labels are hashed).
+        for j, pool in enumerate(t.worker_pools):
+            name = f"{t.name}-{pool.name}"
+            if len(name) > 63:
+                p.append(ConfigProblem(path=f"tenants[{i}].workerPools[{j}].name",
+                                       problem=f"the MachineDeployment name '{name}' (tenant-pool) is longer than 63 characters",
+                                       hint="shorten the pool or the tenant name"))
+        # The tenant's DNS names: '*.apps.<tenant>.<platform zone>' and 'api.<tenant>.<zone>'.
+        longest = f"*.apps.{t.name}.{cfg.domain.platform_zone}"
+        if len(longest) > 253:
+            p.append(ConfigProblem(path=f"tenants[{i}].name",
+                                   problem=f"its DNS name '{longest}' is longer than 253 characters",
+                                   hint="shorten the tenant name or the platform zone"))
     return p
 
 
@@ -1195,7 +1213,7 @@ _RULE_GROUPS: tuple[tuple[Any, frozenset[str]], ...] = (
     (_node_rules, frozenset({"managementCluster", "domain"})),
     (_pool_rules, frozenset({"managementCluster", "tenants"})),
     (_version_rules, frozenset({"managementCluster"})),
-    (_name_rules, frozenset({"clusterApi", "tenants"})),
+    (_name_rules, frozenset({"clusterApi", "tenants", "domain"})),
     (_duplicate_rules, frozenset({"managementCluster", "tenants", "authentik", "netbird"})),
     (netbird_problems, frozenset({"managementCluster", "tenants", "netbird"})),
 )

@@ -329,3 +329,9 @@ def test_lb_pool_of_a_wide_block_is_refused_without_enumerating_it():
     raw["managementCluster"]["loadBalancerIps"] = ["10.0.0.0/8"]
     found, _ = problems(raw)
     assert "wider than OVH routes" in found["managementCluster.loadBalancerIps[0]"].problem
+
+
+def test_derived_machine_deployment_name_fits_a_label_value():
+    pools = [{"name": "p" * 40, "replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 30}]
+    found, _ = problems(base_raw(tenants=[tenant("t" * 30, 0, workerPools=pools)]))
+    assert "tenants[0].workerPools[0].name" in found
