@@ -614,7 +614,8 @@ def _main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(highlight=False, width=140)
-    err = Console(stderr=True, highlight=False)
+    # soft_wrap: a message is never re-wrapped at the terminal width (paths stay whole for grep).
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     try:
         stack_file = _read(args.stack)

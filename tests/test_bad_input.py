@@ -96,7 +96,8 @@ def test_clear_secret_is_not_echoed_in_the_error():
 # The command line: exit code 2, the path on stderr, no traceback, nothing written.
 # ---------------------------------------------------------------------------------------------
 
-CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret"]
+CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret",
+             "yaml-deep-nesting", "yaml-latin1", "namespace-misspelled-project", "network-lb-block-zero"]
 
 
 @pytest.fixture(scope="module")
