@@ -573,7 +573,7 @@ class Authentik(Model):
 
 class GitRepository(Model):
     name: DnsLabel
-    url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
+    url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$", max_length=2048)
     type: Literal["git", "helm"] = "git"
     username: str | None = None
     password: SecretValue | None = None
@@ -602,7 +602,7 @@ class NetbirdPolicy(Model):
 
 class Netbird(Model):
     enabled: bool = True
-    management_url: str = Field(default="https://api.netbird.io", pattern=r"^https://\S+$")
+    management_url: HttpsUrl = "https://api.netbird.io"
     routing_peer_replicas: int = Field(default=2, ge=1, le=5)
     groups: list[str] = Field(default_factory=lambda: ["platform-admins"])
     policies: list[NetbirdPolicy] = Field(default_factory=list)
@@ -669,7 +669,7 @@ class TenantApp(Model):
     """An application ArgoCD deploys to the tenant ("other apps")."""
 
     name: DnsLabel
-    repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$")
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$", max_length=2048)
     path: str | None = None
     chart: ChartName | None = None
     target_revision: str = Field(min_length=1, max_length=128)
