@@ -71,8 +71,9 @@ def mutations(doc: dict[str, Any], rng: random.Random) -> list[tuple[str, str, d
         parent = at(mutated, loc[:-1])
         del parent[loc[-1]]
         out.append(("removed", repr(loc), mutated))
-    maps = [loc for loc in leaves(doc) if isinstance(at(doc, loc), dict) and len(loc) > 1]
-    for loc in rng.sample(maps, min(CASES_PER_KIND, len(maps))):
+    # Every mapping, the document and its config: included.
+    maps = [(), ("config",)] + [loc for loc in leaves(doc) if isinstance(at(doc, loc), dict) and len(loc) > 1]
+    for loc in [(), ("config",)] + rng.sample(maps[2:], min(CASES_PER_KIND, len(maps) - 2)):
         mutated = copy.deepcopy(doc)
         at(mutated, loc)["zzUnknownKey"] = 1
         out.append(("unknown-key", repr((*loc, "zzUnknownKey")), mutated))
@@ -134,9 +135,10 @@ def test_mutated_stack_files_are_refused_at_the_mutated_path_or_plan(stack: str,
                     pass  # refused by the loader (file:line:column) or, when still valid YAML, by validation
                 elif path is not None and kind != "removed":
                     assert any(related(p.path, path) for p in error.problems), (kind, where, str(error))
-                elif loc and len(loc) >= 2 and path is None:
-                    # a provider key or a document key: named as written
-                    assert any(str(loc[1]).split(":")[0] in p.path for p in error.problems) or kind == "removed", error
+                elif loc and path is None and kind != "removed":
+                    # a key outside the project namespace, or of the document: named as written
+                    named = str(loc[1] if len(loc) >= 2 else loc[0])
+                    assert any(named in p.path for p in error.problems), (kind, where, str(error))
                 if stack_file is not None:
                     # The program refuses it too, before the first resource.
                     created.clear()
