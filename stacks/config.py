@@ -954,13 +954,14 @@ MANAGEMENT_VERSION_MATRIX: dict[str, tuple[str, str]] = {
     "1.13": ("1.31", "1.36"),
 }
 # NetBird hands its peers addresses out of the CGNAT range (Ref: netbirdio/netbird
-# management/server/types/network.go, NewNetwork: 100.64.0.0/10): a cluster range inside it
-# would be unreachable from the VPN.
+# management/server/types/network.go (NewNetwork: a random /16 of 100.64.0.0/10) @ v0.74.7):
+# a cluster range inside it would be unreachable from the VPN.
 NETBIRD_OVERLAY = ipaddress.ip_network("100.64.0.0/10")
 # Ranges no cluster may use: "this network", loopback, link-local, multicast, reserved.
 _UNUSABLE_RANGES = tuple(ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
 # kube-apiserver refuses a larger IPv4 service range (Ref: kubernetes/kubernetes
-# pkg/controlplane/services.go / cmd/kube-apiserver validation: "the mask must be >= 12").
+# cmd/kube-apiserver/app/options/validation.go (validateMaxCIDRRange, maxCIDRBits 20): "the mask
+# must be >= 12").
 MAX_SERVICE_PREFIX = 12
 # The platform's own Services (and a tenant's add-ons) need room: at least a /24 of ClusterIPs.
 MIN_SERVICE_PREFIX = 24

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from policy import rules as policy_rules
 from stacks import config as config_module
 from stacks import plan_yaml
