@@ -215,14 +215,12 @@ def _https_url(v: str) -> str:
     return v
 
 
-# Ref: helm/helm pkg/chartutil (chart names: lower case letters, digits, '-', '.', '_'), and
-# a release/Application name of <= 63 characters.
-_CHART_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
-
-
+# Chart names are DNS-1123 labels: lower-case letters, digits and '-', at most 63 characters
+# (Ref: helm.sh/docs/v3/chart_best_practices/conventions, "Chart Names", Helm 3.22; 'helm lint'
+# checks it).
 def _chart_name(v: str) -> str:
-    if not _CHART_NAME.match(v):
-        raise ValueError(f"'{v}' is not a Helm chart name (lower-case letters, digits, '-', '.', '_', <= 63 chars)")
+    if not _DNS_LABEL.match(v):
+        raise ValueError(f"'{v}' is not a Helm chart name (a DNS label: lower-case letters, digits and '-', <= 63 chars)")
     return v
 
 
