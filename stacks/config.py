@@ -637,11 +637,11 @@ class VmOverhead(Model):
 
 
 class HostCapacity(Model):
-    # Upper bounds: far beyond any OVH server (the largest have a few hundred cores and a few TiB
-    # of memory), so that a typo such as 1e30 is refused rather than taken for a size.
-    cpu: int = Field(gt=0, le=4096, description="Cores available to tenant VMs.")
-    memory_gib: int = Field(gt=0, le=65536, description="Memory available to tenant VMs.")
-    disk_gib: int = Field(gt=0, le=10_000_000, description="Disk available to tenant VM boot volumes and volumes.")
+    # Upper bounds: far beyond any OVH fleet (one server has at most a few hundred cores and a few
+    # TiB of memory), so that a typo such as 1e30 is refused rather than taken for a size.
+    cpu: int = Field(gt=0, le=100_000, description="Cores available to tenant VMs.")
+    memory_gib: int = Field(gt=0, le=10_000_000, description="Memory available to tenant VMs.")
+    disk_gib: int = Field(gt=0, le=1_000_000_000, description="Disk available to tenant VM boot volumes and volumes.")
     vm_overhead: VmOverhead = Field(default_factory=VmOverhead)
 
 
