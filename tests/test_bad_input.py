@@ -183,3 +183,38 @@ def test_config_error_survives_pickling():
     error = ConfigError("prod", [ConfigProblem(path="a.b", problem="wrong", hint="fix")])
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is ConfigError and back.problems == error.problems and str(back) == str(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# The strict YAML reader: each refusal is one clean problem naming file:line:column.
+# ---------------------------------------------------------------------------------------------
+
+BOMB = "config:\n  a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9))
+
+
+@pytest.mark.parametrize("data, words", [
+    (BOMB.encode(), "YAML anchor '&a'"),  # a billion laughs: refused at the first anchor, never expanded
+    ("config: {}\n".encode("utf-16"), "not UTF-8"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"),
+    (b"config:\n  x: " + b"[" * 600 + b"]" * 600 + b"\n", "nested more than"),
+    (b"config:\n  x: !!binary aGVsbG8=\n", "not a JSON type"),
+    (b"config:\n  x: !!python/object/apply:os.system [ls]\n", "not a JSON type"),
+    (b"config:\n  1: x\n", "is not a string"),
+    (b"config:\n  a: 1\n  a: 2\n", "appears twice"),
+])
+def test_strict_loader_refuses_with_one_clean_problem(data: bytes, words: str):
+    from stacks.loader import load_yaml
+
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(data, "some/dir/Pulumi.x.yaml", "x")
+    (problem,) = caught.value.problems
+    assert words in problem.problem and problem.hint
+    assert problem.path.startswith("some/dir/Pulumi.x.yaml")
+    assert str(caught.value).startswith("some/dir/Pulumi.x.yaml is not a valid stack file")
+
+
+def test_strict_loader_keeps_dates_as_text():
+    from stacks.loader import load_yaml
+
+    assert load_yaml(b"config:\n  a: 2024-01-01\n", "f", "x") == {"config": {"a": "2024-01-01"}}
