@@ -258,6 +258,18 @@ def _lb_block(v: str) -> str:
 
 LoadBalancerBlock = Annotated[str, AfterValidator(_lb_block)]
 
+_REPO_PATH = re.compile(r"^[A-Za-z0-9._/-]{1,512}$")
+
+
+def _repo_path(v: str) -> str:
+    if not _REPO_PATH.match(v) or v.startswith("/") or ".." in v.split("/"):
+        raise ValueError(f"'{v}' is not a directory of the repository: write a relative path such as 'deploy/prod' "
+                         "(no leading '/', no '..')")
+    return v
+
+
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+
 
 class SecretValue:
     """A credential read from a ``secure:`` stack value; its text never prints."""
@@ -549,7 +561,7 @@ class Vault(Model):
 
 class IdentityGroup(Model):
     name: DnsLabel
-    description: str = ""
+    description: str = Field(default="", max_length=1024)
     superuser: bool = False
 
 
@@ -668,7 +680,7 @@ class TenantApp(Model):
 
     name: DnsLabel
     repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$", max_length=2048)
-    path: str | None = None
+    path: RepoPath | None = None  # a directory of the repository, relative to its root
     chart: ChartName | None = None
     target_revision: str = Field(min_length=1, max_length=128)
     namespace: DnsLabel

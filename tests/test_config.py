@@ -335,3 +335,14 @@ def test_derived_machine_deployment_name_fits_a_label_value():
     pools = [{"name": "p" * 40, "replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 30}]
     found, _ = problems(base_raw(tenants=[tenant("t" * 30, 0, workerPools=pools)]))
     assert "tenants[0].workerPools[0].name" in found
+
+
+def test_app_path_is_a_relative_directory_of_the_repository():
+    for path, ok in (("odoo/overlays/prod", True), ("/etc", False), ("../other", False), ("a/../../b", False)):
+        t = tenant("alpha", 0, apps=[{"name": "w", "repoUrl": "https://git.example.org/x.git", "path": path,
+                                      "targetRevision": "v1.0.0", "namespace": "w"}])
+        if ok:
+            assert config(base_raw(tenants=[t])).tenants[0].apps[0].path == path
+        else:
+            found, _ = problems(base_raw(tenants=[t]))
+            assert "tenants[0].apps[0].path" in found, path
