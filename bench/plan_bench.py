@@ -74,6 +74,9 @@ def stack_document(tenants: int) -> dict[str, Any]:
     # Capacity is not what is measured here: size the host for the generated fleet.
     n = HOST_FOR_TENANTS
     cfg["weebo-platform:hostCapacity"] = {"cpu": 40 * n, "memoryGib": 100 * n, "diskGib": 600 * n}
+    # Each tenant's API and apps LoadBalancers take one pool address (validation counts them):
+    # a /25 holds Traefik, Bind9 (their pinned addresses included) and the fleet.
+    cfg["weebo-platform:managementCluster"]["loadBalancerIps"] = ["51.210.118.0/25"]
     return doc
 
 

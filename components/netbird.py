@@ -29,7 +29,7 @@ import versions
 from components.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
 from components.contracts import NetbirdRoute
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
-from stacks.config import ConfigError, ConfigProblem, PlatformConfig
+from stacks.config import ConfigProblem, PlatformConfig
 
 NAMESPACE = "netbird"
 SETUP_KEY_SECRET_KEY = "setup-key"
@@ -60,50 +60,12 @@ def declared_groups(cfg: PlatformConfig) -> list[str]:
     return out
 
 
+# The checks of a NetBird config run in config validation, before anything is registered.
 def config_problems(cfg: PlatformConfig) -> list[ConfigProblem]:
-    """Policies must name declared groups, ports only go with tcp/udp, and tenants asking for a
-    NetBird route need NetBird and admin groups that exist in NetBird."""
-    problems: list[ConfigProblem] = []
-    groups = set(declared_groups(cfg))
-    for i, tenant in enumerate(cfg.tenants):
-        if not tenant.netbird_route:
-            continue
-        if not cfg.netbird.enabled:
-            problems.append(ConfigProblem(path=f"tenants[{i}].netbirdRoute", problem="NetBird is disabled",
-                                          hint="set netbird.enabled: true or remove netbirdRoute"))
-            continue
-        for j, g in enumerate(tenant.admin_groups):
-            if g not in cfg.netbird.groups:
-                problems.append(ConfigProblem(
-                    path=f"tenants[{i}].adminGroups[{j}]",
-                    problem=f"group '{g}' gets the tenant's NetBird route but is not a NetBird group",
-                    hint="add it to netbird.groups",
-                ))
-    if not cfg.netbird.enabled:
-        return problems
-    seen: set[str] = set()
-    for i, pol in enumerate(cfg.netbird.policies):
-        base = f"netbird.policies[{i}]"
-        if pol.name in seen:
-            problems.append(ConfigProblem(path=f"{base}.name", problem=f"'{pol.name}' is used twice",
-                                          hint="give every policy its own name"))
-        seen.add(pol.name)
-        for field_name in ("sources", "destinations"):
-            for j, g in enumerate(getattr(pol, field_name)):
-                if g not in groups:
-                    problems.append(ConfigProblem(
-                        path=f"{base}.{field_name}[{j}]",
-                        problem=f"group '{g}' is not a NetBird group of the platform",
-                        hint=f"declare it under netbird.groups or use one of: {', '.join(sorted(groups))}",
-                    ))
-        if pol.ports and pol.protocol not in ("tcp", "udp"):
-            problems.append(ConfigProblem(path=f"{base}.ports", problem=f"ports cannot be set with protocol '{pol.protocol}'",
-                                          hint="remove the ports or use protocol tcp or udp"))
-        for j, port in enumerate(pol.ports):
-            if not 1 <= port <= 65535:
-                problems.append(ConfigProblem(path=f"{base}.ports[{j}]", problem=f"{port} is not a port",
-                                              hint="use a port between 1 and 65535"))
-    return problems
+    """The NetBird rules of :func:`stacks.config.netbird_problems` (kept for callers of this name)."""
+    from stacks.config import netbird_problems
+
+    return netbird_problems(cfg)
 
 
 def peer_labels(name: str) -> dict[str, str]:
@@ -289,9 +251,6 @@ class Netbird(pulumi.ComponentResource):
         self.groups = {}
         self.network = None
         self.router = None
-        problems = config_problems(cfg)
-        if problems:
-            raise ConfigError(pulumi.get_stack(), problems)
         if not self.enabled:
             self.register_outputs({})
             return

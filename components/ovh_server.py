@@ -214,8 +214,6 @@ class OvhServer(pulumi.ComponentResource):
         self.dns_records = [node_record]
         self.endpoint_record = None
         if args.endpoint_name:
-            if args.endpoint_name == self.fqdn:
-                raise ValueError(f"node {node.hostname}: its name is the cluster endpoint '{args.endpoint_name}'")
             self.endpoint_record = ovh.domain.ZoneRecord(
                 f"{name}-endpoint-a",
                 zone=args.dns_zone,

@@ -56,14 +56,19 @@ class ConfigError(pulumi.RunError):
     A ``pulumi.RunError`` is printed by the Pulumi language host without a Python traceback.
     """
 
-    def __init__(self, stack: str, problems: list[ConfigProblem]):
+    def __init__(self, stack: str, problems: list[ConfigProblem], source: str | None = None):
         self.stack = stack
         self.problems = problems
+        self.source = source  # the stack file as given, when it could not be read as one
         body = "\n".join(p.render() for p in problems)
-        super().__init__(
-            f"stack '{stack}': the configuration has {len(problems)} problem(s); "
-            f"nothing was deployed.\n{body}"
-        )
+        head = (f"{source} is not a valid stack file" if source else
+                f"stack '{stack}': the configuration has {len(problems)} problem(s)")
+        super().__init__(f"{head}; nothing was deployed.\n{body}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*self.args)``: args holds the message only, which this
+        # __init__ does not take. A parallel plan's worker sends its error to the parent by pickle.
+        return (type(self), (self.stack, list(self.problems), self.source))
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +124,9 @@ def _ipv4(v: str) -> str:
 
 
 def _cidr(v: str) -> str:
+    if "/" not in v:
+        # ipaddress would take a bare address for a /32 (or /128): say what was meant instead.
+        raise ValueError(f"'{v}' has no prefix length: write the block as address/length, e.g. '{v}/32' for one address")
     try:
         return str(ipaddress.ip_network(v, strict=True))
     except ValueError:
@@ -132,9 +140,88 @@ def _ipv4_cidr(v: str) -> str:
     return v
 
 
+_QUANTITY_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+# No volume of this platform is useful below 64 MiB (Bind9's zone files are the smallest); above
+# 64 TiB no OVH server has the disk.
+MIN_QUANTITY, MAX_QUANTITY = 64 << 20, 64 << 40
+
+
+def quantity_bytes(v: str) -> int:
+    return int(v[:-2]) * _QUANTITY_UNITS[v[-2:]]
+
+
 def _quantity(v: str) -> str:
     if not _QUANTITY.match(v):
         raise ValueError(f"'{v}' is not a storage size such as '20Gi'")
+    if not MIN_QUANTITY <= quantity_bytes(v) <= MAX_QUANTITY:
+        raise ValueError(f"'{v}' is not a usable volume size: write 64Mi to 64Ti, such as '20Gi'")
+    return v
+
+
+_DEVICE_PATH = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
+
+
+def _device_path(v: str) -> str:
+    if not _DEVICE_PATH.match(v):
+        raise ValueError(f"'{v}' is not a disk device path such as '/dev/nvme0n1' (Talos installs to a /dev/ path)")
+    return v
+
+
+_EXTENSION = re.compile(r"^siderolabs/[a-z0-9-]+$")
+
+
+def _extension(v: str) -> str:
+    if not _EXTENSION.match(v):
+        raise ValueError(f"'{v}' is not an official Talos extension name such as 'siderolabs/intel-ucode'")
+    return v
+
+
+# Kubernetes label syntax. Ref: kubernetes/apimachinery pkg/util/validation/validation.go
+# (IsQualifiedName: optional DNS-subdomain prefix '/', name of <= 63 [A-Za-z0-9-_.] starting and
+# ending alphanumeric; IsValidLabelValue: the same name syntax, or empty).
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _label_key(v: str) -> str:
+    prefix, _, name = v.rpartition("/")
+    if not _LABEL_NAME.match(name) or (prefix and not _DNS_SUBDOMAIN.match(prefix)) or v.startswith("/"):
+        raise ValueError(f"'{v}' is not a Kubernetes label key such as 'example.org/role' (prefix/name, name <= 63 chars)")
+    return v
+
+
+def _label_value(v: str) -> str:
+    if v and not _LABEL_NAME.match(v):
+        raise ValueError(f"'{v}' is not a Kubernetes label value (<= 63 letters, digits, '-', '_', '.', alphanumeric at both ends)")
+    return v
+
+
+def _host(v: str) -> str:
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    if v != "localhost" and not _DNS_SUBDOMAIN.match(v):
+        raise ValueError(f"'{v}' is not a host name or IP address such as 'api.example.org'")
+    return v
+
+
+_HTTPS_URL = re.compile(r"^https://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:\d{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$")
+
+
+def _https_url(v: str) -> str:
+    if len(v) > 2048 or not _HTTPS_URL.match(v):
+        raise ValueError(f"'{v}' is not an https URL such as 'https://acme-v02.api.letsencrypt.org/directory'")
+    return v
+
+
+# Chart names are DNS-1123 labels: lower-case letters, digits and '-', at most 63 characters
+# (Ref: helm.sh/docs/v3/chart_best_practices/conventions, "Chart Names", Helm 3.22; 'helm lint'
+# checks it).
+def _chart_name(v: str) -> str:
+    if not _DNS_LABEL.match(v):
+        raise ValueError(f"'{v}' is not a Helm chart name (a DNS label: lower-case letters, digits and '-', <= 63 chars)")
     return v
 
 
@@ -147,6 +234,42 @@ IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 IPv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
+DevicePath = Annotated[str, AfterValidator(_device_path)]
+TalosExtension = Annotated[str, AfterValidator(_extension)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+Host = Annotated[str, AfterValidator(_host)]
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+ChartName = Annotated[str, AfterValidator(_chart_name)]
+# OVH additional IP blocks: OVHcloud routes blocks of at most a /24 to a server (an imported
+# range of your own also arrives as /24 blocks, "behaving like a regular Additional IP block").
+# Ref: OVHcloud docs, "How to Use the Bring Your Own IP Feature"
+# (support.us.ovhcloud.com/hc/en-us/articles/7437687367315). A wider block is refused before
+# anything enumerates its addresses.
+MAX_LB_BLOCK_PREFIX = 24
+
+
+def _lb_block(v: str) -> str:
+    v = _ipv4_cidr(v)
+    if ipaddress.ip_network(v).prefixlen < MAX_LB_BLOCK_PREFIX:
+        raise ValueError(f"'{v}' is wider than OVH routes to a server: additional IP blocks are /{MAX_LB_BLOCK_PREFIX} "
+                         "to /32; list the blocks actually routed")
+    return v
+
+
+LoadBalancerBlock = Annotated[str, AfterValidator(_lb_block)]
+
+_REPO_PATH = re.compile(r"^[A-Za-z0-9._/-]{1,512}$")
+
+
+def _repo_path(v: str) -> str:
+    if not _REPO_PATH.match(v) or v.startswith("/") or ".." in v.split("/"):
+        raise ValueError(f"'{v}' is not a directory of the repository: write a relative path such as 'deploy/prod' "
+                         "(no leading '/', no '..')")
+    return v
+
+
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
 
 
 class SecretValue:
@@ -212,15 +335,14 @@ class ServerNode(Model):
     """One OVH dedicated server that becomes a Talos node."""
 
     hostname: DnsLabel = Field(description="Node name, also its reverse DNS label.")
-    ovh_service_name: str = Field(
-        min_length=3, description="OVH service name of the dedicated server, e.g. 'ns3012345.ip-51-75-1.eu'."
+    ovh_service_name: DnsName = Field( description="OVH service name of the dedicated server, e.g. 'ns3012345.ip-51-75-1.eu'."
     )
     address: IPv4 = Field(description="Public IPv4 address of the server.")
     role: Literal["controlplane", "worker"] = "controlplane"
-    install_disk: str | None = Field(
+    install_disk: DevicePath | None = Field(
         default=None, description="Overrides managementCluster.installDisk for this server."
     )
-    labels: dict[str, str] = Field(
+    labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Kubernetes node labels of this server (added to managementCluster.nodeLabels)."
     )
 
@@ -254,20 +376,20 @@ class ManagementCluster(Model):
     )
     talos_version: TalosVersion = versions.TALOS_VERSION
     kubernetes_version: KubernetesVersion = versions.KUBERNETES_VERSION
-    install_disk: str = "/dev/nvme0n1"
+    install_disk: DevicePath = "/dev/nvme0n1"
     nodes: list[ServerNode] = Field(default_factory=list)
     endpoint: DnsName | None = Field(
         default=None, description="Stable API endpoint name; defaults to '<name>.<domain.parentZone>'."
     )
-    load_balancer_ips: list[IPv4Cidr] = Field(
-        default_factory=list, description="OVH additional IPs (blocks) routed to the servers, for LB IPAM."
+    load_balancer_ips: list[LoadBalancerBlock] = Field(
+        default_factory=list, max_length=64, description="OVH additional IPs (blocks) routed to the servers, for LB IPAM."
     )
     operator_source_ranges: list[Cidr] = Field(
         default_factory=list, description="Ranges allowed to reach the Talos (50000) and Kubernetes (6443) APIs."
     )
     pod_cidr: IPv4Cidr = "10.244.0.0/16"
     service_cidr: IPv4Cidr = "10.96.0.0/12"
-    system_extensions: list[str] = Field(default_factory=lambda: ["siderolabs/intel-ucode"])
+    system_extensions: list[TalosExtension] = Field(default_factory=lambda: ["siderolabs/intel-ucode"])
     allow_reinstall: bool = Field(
         default=False,
         description="Must be true, on purpose, for a change that reinstalls (wipes) a server.",
@@ -289,7 +411,7 @@ class ManagementCluster(Model):
     ephemeral_max_size: Quantity | None = Field(
         default=None, description="Caps Talos' EPHEMERAL (/var) volume; unset: it grows to fill the system disk."
     )
-    node_labels: dict[str, str] = Field(
+    node_labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Kubernetes node labels of every management node."
     )
     load_balancer_ips_node: DnsLabel | None = Field(
@@ -317,14 +439,6 @@ class ManagementCluster(Model):
     @property
     def machine_config_contract(self) -> str:
         return self.machine_config_version or self.talos_version
-
-    @field_validator("system_extensions")
-    @classmethod
-    def _extensions(cls, v: list[str]) -> list[str]:
-        for ext in v:
-            if not re.match(r"^siderolabs/[a-z0-9-]+$", ext):
-                raise ValueError(f"'{ext}' is not an official Talos extension name such as 'siderolabs/intel-ucode'")
-        return v
 
     @model_validator(mode="after")
     def _ovh_rules(self) -> ManagementCluster:
@@ -379,7 +493,7 @@ class Cilium(Model):
         description="MTU of the nodes' underlay NIC (Cilium chart key 'MTU'); unset: Cilium auto-detects it "
         "(1500 on OVH public interfaces). Pods get this minus the tunnel overhead.",
     )
-    k8s_service_host: str | None = Field(
+    k8s_service_host: Host | None = Field(
         default=None,
         alias="k8sServiceHost",
         min_length=1,
@@ -419,9 +533,11 @@ class Cilium(Model):
 
 
 class CertManager(Model):
-    acme_staging_server: str = "https://acme-staging-v02.api.letsencrypt.org/directory"
-    acme_production_server: str = "https://acme-v02.api.letsencrypt.org/directory"
-    internal_ca_common_name: str = "WeeboSI platform internal CA"
+    acme_staging_server: HttpsUrl = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    acme_production_server: HttpsUrl = "https://acme-v02.api.letsencrypt.org/directory"
+    # Ref: RFC 5280 appendix A.1, ub-common-name INTEGER ::= 64.
+    internal_ca_common_name: str = Field(default="WeeboSI platform internal CA", min_length=1, max_length=64,
+                                         pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     default_issuer: Literal["letsencrypt-staging", "letsencrypt-production"] = "letsencrypt-production"
 
 
@@ -476,7 +592,7 @@ class Vault(Model):
 
 class IdentityGroup(Model):
     name: DnsLabel
-    description: str = ""
+    description: str = Field(default="", max_length=1024)
     superuser: bool = False
 
 
@@ -498,7 +614,7 @@ class Authentik(Model):
 
 class GitRepository(Model):
     name: DnsLabel
-    url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
+    url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$", max_length=2048)
     type: Literal["git", "helm"] = "git"
     username: str | None = None
     password: SecretValue | None = None
@@ -527,7 +643,7 @@ class NetbirdPolicy(Model):
 
 class Netbird(Model):
     enabled: bool = True
-    management_url: str = Field(default="https://api.netbird.io", pattern=r"^https://\S+$")
+    management_url: HttpsUrl = "https://api.netbird.io"
     routing_peer_replicas: int = Field(default=2, ge=1, le=5)
     groups: list[str] = Field(default_factory=lambda: ["platform-admins"])
     policies: list[NetbirdPolicy] = Field(default_factory=list)
@@ -548,7 +664,10 @@ class KubeVirt(Model):
 
 
 class ClusterApi(Model):
-    tenant_namespace_prefix: str = Field(default="tenant-", pattern=r"^[a-z0-9-]{0,20}$")
+    tenant_namespace_prefix: str = Field(
+        default="tenant-", pattern=r"^([a-z][a-z0-9-]{0,19})?$",
+        description="Prefix of each tenant's namespace (prefix + tenant name must be a DNS label).",
+    )
 
 
 class KubevirtCsi(Model):
@@ -662,14 +781,16 @@ class Backups(Model):
 
 
 class VmOverhead(Model):
-    cpu: float = Field(default=0.25, ge=0, description="CPU cores per VM for virt-launcher and QEMU.")
-    memory_mib: int = Field(default=300, ge=0, description="Memory per VM for virt-launcher and QEMU.")
+    cpu: float = Field(default=0.25, ge=0, le=8, allow_inf_nan=False, description="CPU cores per VM for virt-launcher and QEMU.")
+    memory_mib: int = Field(default=300, ge=0, le=16384, description="Memory per VM for virt-launcher and QEMU.")
 
 
 class HostCapacity(Model):
-    cpu: int = Field(gt=0, description="Cores available to tenant VMs.")
-    memory_gib: int = Field(gt=0, description="Memory available to tenant VMs.")
-    disk_gib: int = Field(gt=0, description="Disk available to tenant VM boot volumes.")
+    # Upper bounds: far beyond any OVH fleet (one server has at most a few hundred cores and a few
+    # TiB of memory), so that a typo such as 1e30 is refused rather than taken for a size.
+    cpu: int = Field(gt=0, le=100_000, description="Cores available to tenant VMs.")
+    memory_gib: int = Field(gt=0, le=10_000_000, description="Memory available to tenant VMs.")
+    disk_gib: int = Field(gt=0, le=1_000_000_000, description="Disk available to tenant VM boot volumes and volumes.")
     vm_overhead: VmOverhead = Field(default_factory=VmOverhead)
 
 
@@ -695,19 +816,42 @@ class TenantApp(Model):
     """An application ArgoCD deploys to the tenant ("other apps")."""
 
     name: DnsLabel
-    repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$")
-    path: str | None = None
-    chart: str | None = None
-    target_revision: str = Field(min_length=1)
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@|oci://)\S+$", max_length=2048)
+    path: RepoPath | None = None  # a directory of the repository, relative to its root
+    chart: ChartName | None = None
+    target_revision: str = Field(min_length=1, max_length=128)
     namespace: DnsLabel
 
     @model_validator(mode="after")
     def _source(self) -> TenantApp:
         if (self.path is None) == (self.chart is None):
             raise ValueError("set exactly one of 'path' (git directory) or 'chart' (Helm chart)")
-        if self.target_revision in ("HEAD", "latest", "*") or self.target_revision.startswith(("^", "~", ">")):
-            raise ValueError(f"targetRevision '{self.target_revision}' is not a pin: use a tag, a commit or an exact chart version")
+        if not is_pinned_revision(self.target_revision, chart=self.chart is not None):
+            raise ValueError(
+                f"targetRevision '{self.target_revision}' is not a pin: use "
+                + ("an exact chart version such as '1.2.3'" if self.chart is not None else
+                   "a release tag such as 'v1.2.3' or a commit SHA")
+                + " (no branch, range or wildcard)")
         return self
+
+
+# Same exact-version syntax as the policy's pinned-versions rule (policy/rules.py _EXACT_VERSION).
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_BRANCHES = frozenset({"HEAD", "latest", "main", "master", "develop", "trunk", "stable"})
+
+
+def is_pinned_revision(rev: str, chart: bool) -> bool:
+    """An exact chart version for a chart; for git, an exact version tag, a commit SHA, or a tag
+    with a digit in it that is none of the usual branch names (no '*', ranges or '^'/'~')."""
+    if _EXACT_VERSION.match(rev):
+        return True
+    if chart:
+        return False
+    if _COMMIT.match(rev):
+        return True
+    return bool(_TAG.match(rev)) and rev not in _BRANCHES and any(c.isdigit() for c in rev) and ".." not in rev
 
 
 def _vault_bound_name(v: str) -> str:
@@ -735,9 +879,10 @@ class Tenant(Model):
         "namespace, Cluster and control plane), then remove the tenant from the config.",
     )
     api_source_ranges: list[Cidr] | None = Field(
-        default=None,
+        default=None, min_length=1,
         description="Ranges allowed to reach the tenant API load balancer from outside the management "
-        "cluster; defaults to managementCluster.operatorSourceRanges (or anywhere when that is empty).",
+        "cluster; defaults to managementCluster.operatorSourceRanges (or anywhere when that is empty). "
+        "Not an empty list: a NetworkPolicy rule with no source admits every source.",
     )
     volume_storage_gib: int = Field(
         default=100, ge=0, le=100_000,
@@ -797,6 +942,8 @@ class PlatformConfig(Model):
         out: list[str] = []
         for block in self.management_cluster.load_balancer_ips:
             net = ipaddress.ip_network(block)
+            if net.prefixlen < MAX_LB_BLOCK_PREFIX:
+                continue  # refused by validation; never enumerated (a /8 is 16 million addresses)
             out.extend(str(a) for a in (net if net.prefixlen >= 31 else net.hosts()))
         return out
 
@@ -836,7 +983,9 @@ class PlatformConfig(Model):
 # Cross-field rules: each returns problems instead of raising, so all are reported together.
 # --------------------------------------------------------------------------------------------
 
-def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
+def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> list[ConfigProblem]:
+    """``failed``: top-level sections that did not validate (stand-ins here): rules that read
+    one of them are left out rather than report problems that are not there."""
     p: list[ConfigProblem] = []
     mc = cfg.management_cluster
     if mc.provisioner == "ovh-talos":
@@ -903,9 +1052,9 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
                          "with managementCluster.storageClass",
                 ))
 
-    pool = cfg.lb_pool_addresses()
+    pool = cfg.lb_pool_addresses() if "managementCluster" not in failed else []
     for path, ip in (("traefik.loadBalancerIp", cfg.traefik.load_balancer_ip), ("dns.loadBalancerIp", cfg.dns.load_balancer_ip)):
-        if ip and ip not in pool:
+        if ip and ip not in pool and "managementCluster" not in failed:
             p.append(ConfigProblem(path=path, problem=f"{ip} is not in managementCluster.loadBalancerIps",
                                    hint="pick an address of the load-balancer pool"))
     if cfg.traefik_ip and cfg.traefik_ip == cfg.dns_ip:
@@ -917,16 +1066,13 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
         p.append(ConfigProblem(path="managementCluster.loadBalancerIps",
                                problem="empty: Traefik gets no pinned address, so ExternalDNS can publish no route",
                                hint="list the cluster's load-balancer range, e.g. ['172.18.255.200/29']"))
-    if ipaddress.ip_network(mc.service_cidr).prefixlen > 22:
+    if 22 < ipaddress.ip_network(mc.service_cidr).prefixlen <= MIN_SERVICE_PREFIX:
         # Bind9's fixed ClusterIP (components.contracts.bind9_cluster_ip) must lie in the range's
-        # static band, min(max(16, size/16), 256) addresses: /22 or larger.
+        # static band, min(max(16, size/16), 256) addresses: /22 or larger (a range smaller than
+        # /MIN_SERVICE_PREFIX is refused by _range_rules already).
         p.append(ConfigProblem(path="managementCluster.serviceCidr",
                                problem=f"{mc.service_cidr} is smaller than /22: no room for Bind9's fixed ClusterIP",
                                hint="use a /22 or larger service range, e.g. 10.96.0.0/12"))
-    if mc.provisioner == "ovh-talos" and len(pool) < 2:
-        p.append(ConfigProblem(path="managementCluster.loadBalancerIps",
-                               problem=f"{len(pool)} usable address(es); Traefik and Bind9 need one each",
-                               hint="route a larger additional IP block (at least 2 addresses)"))
 
     if cfg.vault.replicas > 1 and mc.provisioner == "ovh-talos" and len(mc.nodes) == 1:
         # Raft replicas on one node still give data redundancy across pods but not across hosts:
@@ -951,7 +1097,7 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
     for i, t in enumerate(cfg.tenants):
         base = f"tenants[{i}]"
         for g_i, g in enumerate(t.admin_groups):
-            if g not in groups:
+            if g not in groups and "authentik" not in failed:
                 p.append(ConfigProblem(path=f"{base}.adminGroups[{g_i}]", problem=f"group '{g}' is not declared",
                                        hint=f"declare it under authentik.groups or use one of: {', '.join(sorted(groups))}"))
         _unique(p, f"{base}.workerPools", [w.name for w in t.worker_pools], "name")
@@ -989,12 +1135,15 @@ def _cross_checks(cfg: PlatformConfig) -> list[ConfigProblem]:
             cpu += count * (shape.cpu + ov.cpu)
             mem += count * (shape.memory_gib + ov.memory_mib / 1024)
             disk += count * shape.disk_gib
+        # The tenant's own PersistentVolumes (kubevirt-csi) live on the same host disks.
+        disk += t.volume_storage_gib
     cap = cfg.host_capacity
     for name, used, avail in (("cpu", cpu, cap.cpu), ("memoryGib", mem, cap.memory_gib), ("diskGib", disk, cap.disk_gib)):
-        if used > avail:
+        if used > avail and "hostCapacity" not in failed:
             p.append(ConfigProblem(
                 path=f"hostCapacity.{name}",
-                problem=f"tenant VMs need {used:g} (with per-VM overhead) but the host offers {avail}",
+                problem=f"tenant VMs need {used:g} (with per-VM overhead{', and volumeStorageGib' if name == 'diskGib' else ''}) "
+                f"but the host offers {avail}",
                 hint="shrink or remove tenant machines, or declare the real host capacity",
             ))
     return p
@@ -1079,12 +1228,270 @@ def management_version_problems(mc: ManagementCluster, deployed: DeployedVersion
     return p
 
 
+# Stack-file rules that used to run only in components or during 'pulumi up' (each group reads
+# the sections it names in ``_RULE_GROUPS``; a group is left out when one of them failed).
+# --------------------------------------------------------------------------------------------
+
+# NetBird hands its peers addresses out of the CGNAT range (Ref: netbirdio/netbird
+# management/server/types/network.go (NewNetwork: a random /16 of 100.64.0.0/10) @ v0.74.7):
+# a cluster range inside it would be unreachable from the VPN.
+NETBIRD_OVERLAY = ipaddress.ip_network("100.64.0.0/10")
+# Ranges no cluster may use: "this network", loopback, link-local, multicast, reserved.
+_UNUSABLE_RANGES = tuple(ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
+# kube-apiserver refuses a larger IPv4 service range (Ref: kubernetes/kubernetes
+# cmd/kube-apiserver/app/options/validation.go (validateMaxCIDRRange, maxCIDRBits 20): "the mask
+# must be >= 12").
+MAX_SERVICE_PREFIX = 12
+# The platform's own Services (and a tenant's add-ons) need room: at least a /24 of ClusterIPs.
+MIN_SERVICE_PREFIX = 24
+# Each node gets a /24 of the pod range (kube-controller-manager --node-cidr-mask-size default 24).
+NODE_POD_PREFIX = 24
+
+
+def _range_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """Pod and service ranges of every cluster: a sane size, nowhere unusable, clear of the
+    load-balancer pool, the node addresses and the NetBird overlay."""
+    p: list[ConfigProblem] = []
+    mc = cfg.management_cluster
+    pool = [ipaddress.ip_network(b) for b in mc.load_balancer_ips]
+    nodes = [ipaddress.ip_address(n.address) for n in mc.nodes]
+    clusters: list[tuple[str, Any, int]] = [("managementCluster", mc, max(1, len(mc.nodes)))]
+    clusters += [(f"tenants[{i}]", t, max(1, sum(c for c, _ in t.machines))) for i, t in enumerate(cfg.tenants)]
+    for base, c, machines in clusters:
+        for key, kind in (("pod_cidr", "pod"), ("service_cidr", "service")):
+            path = f"{base}.{to_camel(key)}"
+            net = ipaddress.ip_network(getattr(c, key))
+            if kind == "service" and net.prefixlen < MAX_SERVICE_PREFIX:
+                p.append(ConfigProblem(path=path, problem=f"{net} is larger than the /{MAX_SERVICE_PREFIX} kube-apiserver accepts",
+                                       hint=f"use a /{MAX_SERVICE_PREFIX} to /{MIN_SERVICE_PREFIX} block"))
+            elif kind == "service" and net.prefixlen > MIN_SERVICE_PREFIX:
+                p.append(ConfigProblem(path=path, problem=f"{net} holds too few Services ({net.num_addresses} addresses)",
+                                       hint=f"use at least a /{MIN_SERVICE_PREFIX}"))
+            if kind == "pod" and (net.prefixlen > NODE_POD_PREFIX or 2 ** (NODE_POD_PREFIX - net.prefixlen) < machines):
+                p.append(ConfigProblem(path=path, problem=f"{net} cannot give each of {machines} node(s) its /{NODE_POD_PREFIX}",
+                                       hint=f"use a block of at least {machines} x /{NODE_POD_PREFIX}, e.g. a /16"))
+            bad = next((u for u in _UNUSABLE_RANGES if net.overlaps(u)), None)
+            if bad is not None:
+                p.append(ConfigProblem(path=path, problem=f"{net} overlaps the reserved range {bad}",
+                                       hint="use a private range such as 10.x.0.0/16"))
+            for j, block in enumerate(pool):
+                if net.overlaps(block):
+                    p.append(ConfigProblem(path=path, problem=f"{net} overlaps managementCluster.loadBalancerIps[{j}] ({block})",
+                                           hint="keep cluster ranges clear of the public load-balancer pool"))
+            for j, addr in enumerate(nodes):
+                if addr in net:
+                    p.append(ConfigProblem(path=path, problem=f"{net} contains the address of managementCluster.nodes[{j}] ({addr})",
+                                           hint="keep cluster ranges clear of the node addresses"))
+            if cfg.netbird.enabled and net.overlaps(NETBIRD_OVERLAY):
+                p.append(ConfigProblem(path=path, problem=f"{net} overlaps the NetBird overlay {NETBIRD_OVERLAY}",
+                                       hint="use a range outside 100.64.0.0/10"))
+    return p
+
+
+def _node_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """OVH servers: public, routable addresses outside the pool; names and the endpoint inside
+    the OVH-hosted zone and distinct from each other."""
+    p: list[ConfigProblem] = []
+    mc = cfg.management_cluster
+    if mc.provisioner != "ovh-talos":
+        return p
+    pool = [ipaddress.ip_network(b) for b in mc.load_balancer_ips]
+    for i, n in enumerate(mc.nodes):
+        addr = ipaddress.ip_address(n.address)
+        what = ("unspecified" if addr.is_unspecified else "loopback" if addr.is_loopback else
+                "multicast" if addr.is_multicast else "link-local" if addr.is_link_local else
+                "broadcast" if str(addr) == "255.255.255.255" else "reserved" if addr.is_reserved else
+                "private" if addr.is_private or addr in NETBIRD_OVERLAY else None)
+        if what:
+            p.append(ConfigProblem(path=f"managementCluster.nodes[{i}].address", problem=f"{addr} is a {what} address",
+                                   hint="write the server's public IPv4 address (OVH manager, IP section)"))
+        for j, block in enumerate(pool):
+            if addr in block:
+                p.append(ConfigProblem(path=f"managementCluster.nodes[{i}].address",
+                                       problem=f"{addr} is inside managementCluster.loadBalancerIps[{j}] ({block})",
+                                       hint="the server's main address is not part of an additional IP block"))
+        if f"{n.hostname}.{cfg.domain.parent_zone}" == cfg.cluster_endpoint:
+            p.append(ConfigProblem(path=f"managementCluster.nodes[{i}].hostname",
+                                   problem=f"the node's DNS name is the cluster endpoint '{cfg.cluster_endpoint}'",
+                                   hint="rename the node or set managementCluster.endpoint to another name"))
+    zone = cfg.domain.parent_zone
+    if mc.endpoint is not None and not mc.endpoint.endswith("." + zone):
+        p.append(ConfigProblem(path="managementCluster.endpoint",
+                               problem=f"'{mc.endpoint}' is not inside the OVH-hosted zone '{zone}'",
+                               hint=f"use a name such as '{mc.name}.{zone}', or leave it unset"))
+    return p
+
+
+def _pool_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """Enough pool addresses for Traefik, Bind9 and one per tenant (its API and apps
+    LoadBalancers share one address: components.tenant_capi.sharing_key); no block twice."""
+    p: list[ConfigProblem] = []
+    mc = cfg.management_cluster
+    _unique(p, "managementCluster.loadBalancerIps", [str(ipaddress.ip_network(b)) for b in mc.load_balancer_ips], "")
+    blocks = [ipaddress.ip_network(b) for b in mc.load_balancer_ips]
+    for a in range(len(blocks)):
+        for b in range(a + 1, len(blocks)):
+            if blocks[a] != blocks[b] and blocks[a].overlaps(blocks[b]):
+                p.append(ConfigProblem(path=f"managementCluster.loadBalancerIps[{b}]",
+                                       problem=f"{blocks[b]} overlaps loadBalancerIps[{a}] ({blocks[a]})",
+                                       hint="list each routed block once"))
+    if mc.load_balancer_ips:
+        need = 2 + len(cfg.tenants)
+        have = len(set(cfg.lb_pool_addresses()))
+        if have < need:
+            p.append(ConfigProblem(
+                path="managementCluster.loadBalancerIps",
+                problem=f"{have} usable address(es); Traefik, Bind9 and each of the {len(cfg.tenants)} tenant(s) "
+                f"need one ({need})",
+                hint="route a larger additional IP block, or fewer tenants"))
+    return p
+
+
+def platform_namespaces() -> frozenset[str]:
+    """Namespaces the platform itself creates on the management cluster (read from the
+    components that create them), and Kubernetes' own."""
+    import importlib
+
+    out = {"default", "kube-system", "kube-public", "kube-node-lease"}
+    for module in ("argocd", "authentik", "cdi", "cert_manager", "cilium", "cluster_api", "kubevirt",
+                   "local_storage", "netbird", "platform_dns", "traefik", "vault"):
+        out.add(importlib.import_module(f"components.{module}").NAMESPACE)
+    out.update(p.namespace for p in importlib.import_module("components.cluster_api").PROVIDERS)
+    return frozenset(out)
+
+
+def _name_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """Derived Kubernetes names: each tenant's namespace (prefix + name) is a DNS label of at
+    most 63 characters and none of the platform's own namespaces."""
+    p: list[ConfigProblem] = []
+    prefix = cfg.cluster_api.tenant_namespace_prefix
+    taken = platform_namespaces()
+    for i, t in enumerate(cfg.tenants):
+        ns = f"{prefix}{t.name}"
+        if not _DNS_LABEL.match(ns):
+            p.append(ConfigProblem(path=f"tenants[{i}].name",
+                                   problem=f"its namespace '{ns}' (clusterApi.tenantNamespacePrefix + name) is not a "
+                                   "DNS label of at most 63 characters",
+                                   hint="shorten the tenant name or the prefix"))
+        elif ns in taken:
+            p.append(ConfigProblem(path=f"tenants[{i}].name",
+                                   problem=f"its namespace '{ns}' is a namespace of the platform itself",
+                                   hint="rename the tenant or change clusterApi.tenantNamespacePrefix"))
+        # Cluster API labels each Machine with its MachineDeployment's name ('<tenant>-<pool>',
+        # components.tenant_capi.pool_name) unhashed, so it must be a label value of <= 63
+        # characters. Ref: kubernetes-sigs/cluster-api api/core/v1beta2 common_types.go
+        # (MachineDeploymentNameLabel; only the set-name and pool-name labels are hashed).
+        for j, pool in enumerate(t.worker_pools):
+            name = f"{t.name}-{pool.name}"
+            if len(name) > 63:
+                p.append(ConfigProblem(path=f"tenants[{i}].workerPools[{j}].name",
+                                       problem=f"the MachineDeployment name '{name}' (tenant-pool) is longer than 63 characters",
+                                       hint="shorten the pool or the tenant name"))
+        # The tenant's DNS names: '*.apps.<tenant>.<platform zone>' and 'api.<tenant>.<zone>'.
+        longest = f"*.apps.{t.name}.{cfg.domain.platform_zone}"
+        if len(longest) > 253:
+            p.append(ConfigProblem(path=f"tenants[{i}].name",
+                                   problem=f"its DNS name '{longest}' is longer than 253 characters",
+                                   hint="shorten the tenant name or the platform zone"))
+    return p
+
+
+def _duplicate_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """Entries that would make two resources with one URN (the engine refuses them)."""
+    p: list[ConfigProblem] = []
+    mc = cfg.management_cluster
+    _unique(p, "managementCluster.operatorSourceRanges",
+            [str(ipaddress.ip_network(r)) for r in mc.operator_source_ranges], "")
+    for i, t in enumerate(cfg.tenants):
+        if t.api_source_ranges:
+            _unique(p, f"tenants[{i}].apiSourceRanges", [str(ipaddress.ip_network(r)) for r in t.api_source_ranges], "")
+        _unique(p, f"tenants[{i}].adminGroups", list(t.admin_groups), "")
+    admin = cfg.authentik.platform_admin_group
+    for i, g in enumerate(cfg.authentik.groups):
+        if g.name == admin:
+            p.append(ConfigProblem(path=f"authentik.groups[{i}].name",
+                                   problem=f"'{g.name}' is authentik.platformAdminGroup, which the platform already creates",
+                                   hint="remove this entry or rename it"))
+    _unique(p, "netbird.groups", list(cfg.netbird.groups), "")
+    return p
+
+
+def netbird_problems(cfg: PlatformConfig) -> list[ConfigProblem]:
+    """Policies must name declared groups (the management cluster's '<name>-routers' and
+    '<name>-services' included), ports only go with tcp/udp, and tenants asking for a NetBird
+    route need NetBird and admin groups that exist in NetBird."""
+    from components.netbird import declared_groups
+
+    problems: list[ConfigProblem] = []
+    groups = set(declared_groups(cfg))
+    for i, tenant in enumerate(cfg.tenants):
+        if not tenant.netbird_route:
+            continue
+        if not cfg.netbird.enabled:
+            problems.append(ConfigProblem(path=f"tenants[{i}].netbirdRoute", problem="NetBird is disabled",
+                                          hint="set netbird.enabled: true or remove netbirdRoute"))
+            continue
+        for j, g in enumerate(tenant.admin_groups):
+            if g not in cfg.netbird.groups:
+                problems.append(ConfigProblem(
+                    path=f"tenants[{i}].adminGroups[{j}]",
+                    problem=f"group '{g}' gets the tenant's NetBird route but is not a NetBird group",
+                    hint="add it to netbird.groups",
+                ))
+    if not cfg.netbird.enabled:
+        return problems
+    seen: set[str] = set()
+    for i, pol in enumerate(cfg.netbird.policies):
+        base = f"netbird.policies[{i}]"
+        if pol.name in seen:
+            problems.append(ConfigProblem(path=f"{base}.name", problem=f"'{pol.name}' is used twice",
+                                          hint="give every policy its own name"))
+        seen.add(pol.name)
+        for field_name in ("sources", "destinations"):
+            for j, g in enumerate(getattr(pol, field_name)):
+                if g not in groups:
+                    problems.append(ConfigProblem(
+                        path=f"{base}.{field_name}[{j}]",
+                        problem=f"group '{g}' is not a NetBird group of the platform",
+                        hint=f"declare it under netbird.groups or use one of: {', '.join(sorted(groups))}",
+                    ))
+        if pol.ports and pol.protocol not in ("tcp", "udp"):
+            problems.append(ConfigProblem(path=f"{base}.ports", problem=f"ports cannot be set with protocol '{pol.protocol}'",
+                                          hint="remove the ports or use protocol tcp or udp"))
+        for j, port in enumerate(pol.ports):
+            if not 1 <= port <= 65535:
+                problems.append(ConfigProblem(path=f"{base}.ports[{j}]", problem=f"{port} is not a port",
+                                              hint="use a port between 1 and 65535"))
+    return problems
+
+
+# Each group and the top-level sections it reads.
+_RULE_GROUPS: tuple[tuple[Any, frozenset[str]], ...] = (
+    (_range_rules, frozenset({"managementCluster", "tenants", "netbird"})),
+    (_node_rules, frozenset({"managementCluster", "domain"})),
+    (_pool_rules, frozenset({"managementCluster", "tenants"})),
+    (_name_rules, frozenset({"clusterApi", "tenants", "domain"})),
+    (_duplicate_rules, frozenset({"managementCluster", "tenants", "authentik", "netbird"})),
+    (netbird_problems, frozenset({"managementCluster", "tenants", "netbird"})),
+)
+
+
+def _stack_file_rules(cfg: PlatformConfig, failed: frozenset[str]) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    for rule, reads in _RULE_GROUPS:
+        if not reads & failed:
+            out.extend(rule(cfg))
+    return out
+
+
 def _unique(p: list[ConfigProblem], path: str, values: Iterable[str], what: str) -> None:
+    """``what``: the key of each entry that must be unique; '' for the entries themselves."""
     seen: dict[str, int] = {}
     for i, v in enumerate(values):
         if v in seen:
-            p.append(ConfigProblem(path=f"{path}[{i}].{what}", problem=f"'{v}' is already used by {path}[{seen[v]}]",
-                                   hint=f"every {what} must be unique"))
+            p.append(ConfigProblem(path=f"{path}[{i}].{what}" if what else f"{path}[{i}]",
+                                   problem=f"'{v}' is already used by {path}[{seen[v]}]",
+                                   hint=f"every {what or 'entry'} must be unique: remove the repetition"))
         else:
             seen[v] = i
 
@@ -1118,13 +1525,18 @@ _HINTS = {
     "float_type": "write a number",
     "dict_type": "write a YAML mapping",
     "value_error": "correct the value as the problem describes",
+    "finite_number": "write a finite number (not .nan or .inf)",
+    "int_from_float": "write a whole number, without a fractional part",
+    "int_parsing_size": "write a whole number of a sensible size",
+    "float_finite_number": "write a finite number (not .nan or .inf)",
+    "bool_parsing_size": "write true or false",
+    "string_unicode": "write plain text",
+    "is_instance_of": "write a plain value",
+    "too_long_list": "remove entries",
 }
+# Integer fields given a float: the fix names what was written (1e30, .nan, .inf, 80.5).
+_INT_KINDS = {"int_parsing", "int_type", "int_from_float", "finite_number", "int_parsing_size"}
 
-# Provider settings that are credentials: they come from the environment, never from stack files.
-_CREDENTIAL_KEYS = {
-    "ovh:applicationKey", "ovh:applicationSecret", "ovh:consumerKey", "ovh:clientId", "ovh:clientSecret",
-    "netbird:token", "vault:token", "authentik:token", "kubernetes:kubeconfig",
-}
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-]+$")
@@ -1136,8 +1548,8 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and part.startswith("function-"):
-            continue
+        elif isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
+            continue  # validator wrappers; '[key]': the error is about the mapping key itself
         elif _PLAIN_KEY.match(str(part)):
             out += ("." if out else "") + str(part)
         else:
@@ -1211,6 +1623,18 @@ def _error_to_problem(top: str, err: Mapping[str, Any], secret: bool = False) ->
             hint=f"set it encrypted: pulumi config set --secret --path '{PROJECT}:{path}' <value>",
         )
     hint = _HINTS.get(kind, "see the config reference in README.md")
+    if kind in _INT_KINDS and not secret:
+        value = err.get("input")
+        if isinstance(value, float) and value != value:
+            hint = "write a whole number: .nan is not a number"
+        elif isinstance(value, float) and value in (float("inf"), float("-inf")):
+            hint = "write a whole number: .inf is not a size"
+        elif isinstance(value, float):
+            hint = f"write a whole number, such as {int(value) if abs(value) < 1e15 else 'a few digits'}; {value!r} is not one"
+        elif isinstance(value, str) and re.match(r"^[+-]?\d+(\.\d*)?[eE][+-]?\d+$", value.strip()):
+            hint = f"write the number out in digits (a whole number, without exponent): '{value}' is not one"
+        elif isinstance(value, int) and abs(value) > 2**53:
+            hint = "write a whole number of a sensible size"
     if kind == "extra_forbidden":
         msg = "unknown key"
         key = err["loc"][-1] if err["loc"] else None
@@ -1234,51 +1658,72 @@ def parse_config(
     raw: Mapping[str, Any],
     secret_keys: Iterable[str] = (),
     stack: str = "stack",
-    provider_keys: Iterable[str] = (),
+    provider_keys: Iterable[str] | Mapping[str, Any] = (),
     deployed: DeployedVersions | None = None,
+    secure_paths: Iterable[str] | None = None,
 ) -> PlatformConfig:
     """Validate the project namespace of a stack's config.
 
     ``raw`` maps top-level keys (without the ``weebo-platform:`` prefix) to decoded values.
     ``secret_keys`` are the top-level keys whose value was written with ``secure:``.
+    ``provider_keys``: the other keys of the stack's config (with their values when a mapping).
+    ``secure_paths``: when known (the stack file was read), the path of every ``secure:`` leaf,
+    so that a credential is checked leaf by leaf.
     Raises :class:`ConfigError` listing every problem.
     """
     problems: list[ConfigProblem] = []
     secret_keys = set(secret_keys)
-    for key in sorted(provider_keys):
-        if key in _CREDENTIAL_KEYS:
-            problems.append(ConfigProblem(
-                path=key, problem="provider credentials must not live in a stack file",
-                hint="remove it and export the provider's environment variable instead (see README 'Credentials')",
-            ))
+    provider = dict(provider_keys) if isinstance(provider_keys, Mapping) else {k: None for k in provider_keys}
+    problems.extend(_namespace_problems(provider))
     fields = {f.alias or n: n for n, f in PlatformConfig.model_fields.items()}
     for key in sorted(raw):
         if key not in fields:
             problems.append(ConfigProblem(path=_loc_to_path((key,)), problem="unknown key",
                                           hint=_spelling_hint(key, fields)))
 
+    from pydantic import TypeAdapter
+
     parsed: dict[str, Any] = {}
+    # Where validation failed: a top-level section, or one tenant ('tenants[2]'), so that rules
+    # over the other tenants still run and report together with the field errors.
+    failed: set[str] = set()
+    tenant_index: list[int] = []  # position in the stack file of each tenant that validated
     for alias, name in fields.items():
         if alias not in raw:
             continue
+        context = {"secret": alias in secret_keys}
+        before = len(problems)
+        if alias == "tenants" and isinstance(raw[alias], list):
+            tenants = []
+            for i, item in enumerate(raw[alias]):
+                try:
+                    tenants.append(TypeAdapter(Tenant).validate_python(item, context=context, by_alias=True, by_name=False))
+                    tenant_index.append(i)
+                except ValidationError as exc:
+                    problems.extend(_error_to_problem(alias, {**e, "loc": (i, *e["loc"])}, secret=alias in secret_keys)
+                                    for e in exc.errors())
+                    failed.add(f"tenants[{i}]")
+            parsed[name] = tenants
+            continue
         annotation = PlatformConfig.model_fields[name].annotation
         try:
-            from pydantic import TypeAdapter
-
             # by_name=False: only the camelCase keys of the stack file format are accepted
             # ('key_shares' is reported as unknown, not silently taken for 'keyShares').
             parsed[name] = TypeAdapter(annotation).validate_python(
-                raw[alias], context={"secret": alias in secret_keys}, by_alias=True, by_name=False
+                raw[alias], context=context, by_alias=True, by_name=False
             )
         except ValidationError as exc:
             problems.extend(_error_to_problem(alias, e, secret=alias in secret_keys) for e in exc.errors())
+        if len(problems) > before:
+            failed.add(alias)
     for alias, name in fields.items():
         if alias not in raw and PlatformConfig.model_fields[name].is_required():
             problems.append(ConfigProblem(path=alias, problem="required key is missing",
                                           hint=f"add '{PROJECT}:{alias}' to the stack file"))
+            failed.add(alias)
     # Cross-field rules run even when some sections failed, so one run reports everything:
-    # failed optional sections take their defaults, and rules about them are left out.
-    failed = {p.path.split(".")[0].split("[")[0] for p in problems}
+    # failed optional sections take their defaults, and rules that read a failed section are
+    # left out (they would report problems that are not there).
     stubs = {
         # Stand-ins for required sections that failed, so the other sections' rules still run.
         "management_cluster": lambda: ManagementCluster.model_construct(),
@@ -1288,12 +1733,123 @@ def parse_config(
     for name, stub in stubs.items():
         parsed.setdefault(name, stub())
     cfg = PlatformConfig.model_construct(**parsed)
-    problems.extend(p for p in _cross_checks(cfg) if p.path.split(".")[0].split("[")[0] not in failed)
+    sections = frozenset(f.split("[")[0] for f in failed)
+
+    def kept(problem: ConfigProblem) -> bool:
+        return not any(problem.path == f or problem.path.startswith((f + ".", f + "[")) for f in failed)
+
+    def renumbered(found: list[ConfigProblem]) -> list[ConfigProblem]:
+        # The rules saw only the tenants that validated: name each by its place in the file.
+        if all(i == j for i, j in enumerate(tenant_index)):
+            return found
+
+        def fix(text: str) -> str:
+            return re.sub(r"tenants\[(\d+)\]", lambda m: f"tenants[{tenant_index[int(m.group(1))]}]", text)
+
+        return [ConfigProblem(path=fix(p.path), problem=fix(p.problem), hint=p.hint) for p in found]
+
+    problems.extend(p for p in renumbered(_cross_checks(cfg, sections)) if kept(p))
+    problems.extend(p for p in renumbered(_stack_file_rules(cfg, sections - {"tenants"})) if kept(p))
+    if secure_paths is not None and not failed:
+        problems.extend(_secure_leaf_problems(cfg, frozenset(secure_paths)))
     if "managementCluster" not in failed:
+        # Supported Talos/Kubernetes pairs always; steps only against what is deployed.
         problems.extend(management_version_problems(cfg.management_cluster, deployed))
     if problems:
-        raise ConfigError(stack, problems)
+        raise ConfigError(stack, _dedupe(problems))
     return PlatformConfig(**parsed)
+
+
+def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    return list(dict.fromkeys(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces, provider credentials and secure leaves
+# --------------------------------------------------------------------------------------------
+
+# Provider settings that are credentials, per namespace, compared case-insensitively (a
+# misspelled 'OVH:applicationSecret' is still a secret written into a file).
+_CREDENTIALS: dict[str, frozenset[str]] = {
+    "ovh": frozenset({"applicationkey", "applicationsecret", "consumerkey", "clientid", "clientsecret", "accesstoken"}),
+    "netbird": frozenset({"token"}),
+    "vault": frozenset({"token"}),
+    "authentik": frozenset({"token"}),
+    "kubernetes": frozenset({"kubeconfig"}),
+    "aws": frozenset({"accesskey", "secretkey", "token"}),
+}
+# Namespaces whose keys a stack file may hold: the providers the program uses.
+PROVIDER_NAMESPACES = frozenset({"kubernetes", "ovh", "netbird", "vault", "authentik", "talos", "random", "tls",
+                                 "command", "pulumi"})
+
+
+def _credential_leaves(ns: str, key: str, value: Any) -> list[str]:
+    """The credential keys under ``ns:key``, the key itself or any key nested in its value."""
+    names = _CREDENTIALS.get(ns.lower(), frozenset())
+    found = [key] if key.lower() in names else []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            found += [f"{key}.{leaf}" for leaf in _credential_leaves(ns, str(k), v)]
+    return found
+
+
+def _namespace_problems(provider: Mapping[str, Any]) -> list[ConfigProblem]:
+    import difflib
+
+    problems: list[ConfigProblem] = []
+    for full in sorted(provider):
+        ns, colon, key = full.partition(":")
+        leaves = _credential_leaves(ns, key, provider[full]) if colon else []
+        if leaves:
+            for leaf in leaves:
+                problems.append(ConfigProblem(
+                    path=f"{ns}:{leaf}", problem="provider credentials must not live in a stack file",
+                    hint="remove it and export the provider's environment variable instead (see README 'Credentials')",
+                ))
+            continue
+        if not colon or not ns:
+            name = key or ns
+            problems.append(ConfigProblem(
+                path=full, problem="a config key without namespace",
+                hint=f"did you mean '{PROJECT}:{name}'? Every key is '<namespace>:<key>'",
+            ))
+        elif ns not in PROVIDER_NAMESPACES:
+            close = difflib.get_close_matches(ns.lower(), [PROJECT, *sorted(PROVIDER_NAMESPACES)], n=1, cutoff=0.6)
+            problems.append(ConfigProblem(
+                path=full, problem=f"unknown config namespace '{ns}'",
+                hint=(f"did you mean '{close[0]}:{key}'?" if close else
+                      f"use '{PROJECT}:{key}' for this program's settings")
+                + f" (namespaces: {PROJECT}, {', '.join(sorted(PROVIDER_NAMESPACES))})",
+            ))
+    return problems
+
+
+def _secret_value_paths(value: Any, path: str) -> set[str]:
+    """Config paths of every SecretValue in a validated model (aliases, as the stack file has them)."""
+    if isinstance(value, SecretValue):
+        return {path}
+    out: set[str] = set()
+    if isinstance(value, BaseModel):
+        for name, f in type(value).model_fields.items():
+            out |= _secret_value_paths(getattr(value, name, None), f"{path}.{f.alias or name}" if path else f.alias or name)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            out |= _secret_value_paths(v, f"{path}[{i}]")
+    return out
+
+
+def _secure_leaf_problems(cfg: PlatformConfig, secure_paths: frozenset[str]) -> list[ConfigProblem]:
+    """A credential written in clear (even beside a secure sibling), and a secure value where no
+    credential goes (it would end up in clear in names and inputs)."""
+    credentials = _secret_value_paths(cfg, "")
+    problems = [ConfigProblem(path=path, problem="a credential is written in clear text",
+                              hint=f"set it encrypted: pulumi config set --secret --path '{PROJECT}:{path}' <value>")
+                for path in sorted(credentials - secure_paths)]
+    problems += [ConfigProblem(path=path, problem="a secure value where no credential goes: it would be used in clear "
+                               "(as a name, a label or an input)",
+                               hint=f"write it in clear: pulumi config set --path '{PROJECT}:{path}' <value>")
+                 for path in sorted(secure_paths - credentials)]
+    return problems
 
 
 def decode_value(value: str) -> Any:
@@ -1315,8 +1871,9 @@ def load_from_pulumi() -> PlatformConfig:
     prefix = f"{PROJECT}:"
     raw = {k[len(prefix):]: decode_value(v) for k, v in all_config.items() if k.startswith(prefix)}
     secret = {k[len(prefix):] for k in secret_full if k.startswith(prefix)}
-    provider_keys = [k for k in all_config if not k.startswith(prefix)]
-    cfg = parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider_keys)
+    provider = {k: decode_value(v) for k, v in all_config.items() if not k.startswith(prefix)}
+    cfg = parse_config(raw, secret, stack=pulumi.get_stack(), provider_keys=provider,
+                       secure_paths=_stack_file_secure_paths(pulumi.get_stack()))
     # Only a valid config is compared with what is deployed (the engine is asked nothing before):
     # still before any resource is registered.
     if cfg.management_cluster.provisioner == "ovh-talos":
@@ -1351,4 +1908,27 @@ def read_deployed_versions() -> DeployedVersions | None:
     try:
         return DeployedVersions.model_validate(dict(recorded))
     except ValidationError:
+        return None
+
+
+# Set by the offline plan for the stack file it runs (stacks.plan.run_offline); otherwise read
+# from the stack file next to the program, as the Pulumi CLI runs it (the engine itself only tells
+# which top-level keys hold a secret, not which leaves).
+SECURE_PATHS_OVERRIDE: list[frozenset[str] | None] = []
+
+
+def _stack_file_secure_paths(stack: str) -> frozenset[str] | None:
+    if SECURE_PATHS_OVERRIDE:
+        return SECURE_PATHS_OVERRIDE[-1]
+    import os
+    from pathlib import Path
+
+    path = Path(os.getcwd()) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return None
+    from stacks.loader import read_stack_file
+
+    try:
+        return read_stack_file(path, stack).secure_paths
+    except (ConfigError, OSError):
         return None

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from policy import rules as policy_rules
+from stacks import config as config_module
 from stacks import plan_yaml
 from stacks.config import PROJECT, ConfigError, PlatformConfig, Tenant, parse_config
-from stacks.loader import ROOT, StackFile, parse_stack_document, project_defaults, read_stack
+from stacks.loader import ROOT, StackFile, read_stack, read_stack_file
 from stacks.mocks import InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -81,10 +80,14 @@ def run_offline(stack_file: StackFile, preview: bool = True,
     # of the plan's time) to free little. It runs once, after the program.
     was_enabled = gc.isenabled()
     gc.disable()
+    # The program checks secure values leaf by leaf against this stack file (not whatever
+    # Pulumi.<stack>.yaml lies in the working directory).
+    config_module.SECURE_PATHS_OVERRIDE.append(stack_file.secure_paths)
     try:
         program()
         monitor.stack_outputs = _resolve_stack_outputs()
     finally:
+        config_module.SECURE_PATHS_OVERRIDE.pop()
         if was_enabled:
             gc.enable()
     return PlanResult(stack=stack_file.stack, monitor=monitor)
@@ -343,9 +346,46 @@ class ShardMismatch(RuntimeError):
     which tenants exist."""
 
 
-def _plan_shard(stack_file: StackFile, tenants: list[str], context: dict[str, Any]) -> RenderedPlan:
+class WorkerFailed(RuntimeError):
+    """A worker of a parallel plan failed with an error that is not a :class:`ConfigError`;
+    ``status`` is the exit status of the command line."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.status))
+
+
+@dataclass(frozen=True)
+class _ShardError:
+    """What a worker returns instead of its part when it fails: always picklable (an error that
+    does not survive pickling would leave the parent waiting for a result that never comes)."""
+
+    error: BaseException
+
+
+def _plan_shard(stack_file: StackFile, tenants: list[str], context: dict[str, Any]) -> RenderedPlan | _ShardError:
     gc.disable()  # a short-lived worker: see main()
-    return render(run_offline(stack_file, tenants=tenants), context)
+    try:
+        return render(run_offline(stack_file, tenants=tenants), context)
+    except BaseException as exc:  # noqa: BLE001 - every error goes back to the parent, intact
+        return _shard_error(exc, tenants)
+
+
+def _shard_error(exc: BaseException, tenants: list[str]) -> _ShardError:
+    import pickle
+    import traceback
+
+    if isinstance(exc, (ConfigError, ShardMismatch, WorkerFailed)):
+        try:
+            if type(pickle.loads(pickle.dumps(exc))) is type(exc):
+                return _ShardError(exc)
+        except Exception:  # noqa: BLE001 - fall back to the summary below
+            pass
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    return _ShardError(WorkerFailed(f"the worker planning tenants {tenants} failed:\n{text}"))
 
 
 def merge(parts: list[RenderedPlan], shards: list[list[str]]) -> RenderedPlan:
@@ -432,9 +472,20 @@ def plan_in_parallel(stack_file: StackFile, cfg: PlatformConfig, jobs: int) -> R
         return render(run_offline(stack_file), context)
     import stacks.program  # noqa: F401 - imported once here, inherited by every worker
 
-    with multiprocessing.get_context("fork").Pool(len(shards)) as pool:
-        parts = pool.starmap(_plan_shard, [(stack_file, shard, context) for shard in shards])
-    return merge(parts, shards)
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # A process pool that notices a dead worker (BrokenProcessPool) instead of waiting forever;
+    # with "fork" it starts every worker up front, before its own manager thread.
+    try:
+        with ProcessPoolExecutor(len(shards), mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_plan_shard, [stack_file] * len(shards), shards, [context] * len(shards)))
+    except BrokenProcessPool as exc:
+        raise WorkerFailed(f"a worker of the parallel plan died ({exc}); rerun with --jobs 1 to see why") from None
+    for part in parts:
+        if isinstance(part, _ShardError):
+            raise part.error
+    return merge(parts, shards)  # type: ignore[arg-type]
 
 
 def print_violations(violations: list[policy_rules.Violation], console: Any) -> None:
@@ -538,8 +589,7 @@ def _read(stack_or_path: str) -> StackFile:
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise FileNotFoundError(f"no stack file {path}")
-        name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-        return parse_stack_document(name, yaml.safe_load(path.read_text()), project_defaults())
+        return read_stack_file(path, source=stack_or_path)
     return read_stack(stack_or_path)
 
 
@@ -567,13 +617,14 @@ def _main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(highlight=False, width=140)
-    err = Console(stderr=True, highlight=False)
+    # soft_wrap: a message is never re-wrapped at the terminal width (paths stay whole for grep).
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     try:
         stack_file = _read(args.stack)
         # Validate first, exactly as the program does, so bad config registers nothing.
         cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack_file.stack,
-                           provider_keys=list(stack_file.provider_config))
+                           provider_keys=stack_file.provider_config, secure_paths=stack_file.secure_paths)
         plan = plan_in_parallel(stack_file, cfg, args.jobs)
     except ConfigError as exc:
         err.print(str(exc), markup=False)
@@ -581,12 +632,12 @@ def _main(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         err.print(str(exc), markup=False)
         return 2
-    except yaml.YAMLError as exc:
-        err.print(f"Pulumi.{args.stack}.yaml is not valid YAML; nothing was deployed.\n{exc}", markup=False)
-        return 2
     except ShardMismatch as exc:
         err.print(f"stack '{args.stack}': {exc}", markup=False)
         return 1
+    except WorkerFailed as exc:
+        err.print(f"stack '{args.stack}': {exc}", markup=False)
+        return exc.status
 
     out = args.out or ROOT / "build" / "plan" / stack_file.stack
     doc = write_rendered(plan, out)

@@ -19,19 +19,20 @@ import yaml
 
 import stacks.plan as plan_module
 from stacks.config import ConfigError
-from stacks.loader import ROOT, parse_stack_document
+from stacks.loader import ROOT, parse_stack_document, read_stack_file
 from stacks.plan import run_offline
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
 CASES = sorted(CORPUS.glob("*.yaml"))
 CATEGORIES = {
     "typo", "wrong-type", "missing", "invalid-address", "overlap", "duplicate", "version", "capacity",
-    "unknown-setting", "secret", "credential",
+    "unknown-setting", "secret", "credential", "yaml", "namespace", "network", "name",
 }
 
 
 def header(path: Path, field: str) -> str:
-    found = re.search(rf"^# {field}: (\S+)$", path.read_text(), re.MULTILINE)
+    # latin-1: the corpus holds files that are not UTF-8 on purpose; the headers are ASCII.
+    found = re.search(rf"^# {field}: (\S+)$", path.read_bytes().decode("latin-1"), re.MULTILINE)
     assert found, f"{path.name} has no '# {field}:' header line"
     return found.group(1)
 
@@ -58,20 +59,26 @@ def test_corpus_has_forty_cases_covering_every_category():
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_bad_config_is_rejected_with_path_and_hint_and_registers_nothing(path: Path, monitors):
     expected = header(path, "expect-path")
-    stack_file = parse_stack_document(path.stem, yaml.safe_load(path.read_text()))
 
     with pytest.raises(ConfigError) as caught:
-        run_offline(stack_file)
+        # The strict loader refuses YAML-level breakage; the program refuses the rest.
+        run_offline(read_stack_file(path, path.stem, source=str(path)))
 
     problems = caught.value.problems
-    assert expected in [p.path for p in problems], [p.render() for p in problems]
+    # YAML problems are located as 'file:line:column' (the header holds ':line:column').
+    paths = [p.path.removeprefix(str(path)) if expected.startswith(":") and p.path.startswith(str(path)) else p.path
+             for p in problems]
+    assert expected in paths, [p.render() for p in problems]
     for p in problems:
         assert p.problem.strip() and p.hint.strip(), p
     text = str(caught.value)
-    assert f"  - {expected}: " in text and "fix: " in text
+    assert f"{expected}: " in text and "fix: " in text
     assert "Traceback" not in text
-    # Validation runs before the first resource: the engine saw nothing at all.
-    assert len(monitors) == 1
+    # Validation runs before the first resource: the engine saw nothing at all (or was never
+    # started, when the file could not be read).
+    assert len(monitors) <= 1
+    if not monitors:
+        return
     assert monitors[0].registrations == {}
     assert monitors[0].invokes == []
     assert monitors[0].stack_outputs == {}
@@ -79,9 +86,8 @@ def test_bad_config_is_rejected_with_path_and_hint_and_registers_nothing(path: P
 
 def test_clear_secret_is_not_echoed_in_the_error():
     path = next(p for p in CASES if "password-clear" in p.name)
-    stack_file = parse_stack_document("bad", yaml.safe_load(path.read_text()))
     with pytest.raises(ConfigError) as caught:
-        run_offline(stack_file)
+        run_offline(read_stack_file(path, "bad"))
     assert "hunter2-in-clear" not in str(caught.value)
     assert "pulumi config set --secret --path" in str(caught.value)
 
@@ -90,7 +96,8 @@ def test_clear_secret_is_not_echoed_in_the_error():
 # The command line: exit code 2, the path on stderr, no traceback, nothing written.
 # ---------------------------------------------------------------------------------------------
 
-CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret"]
+CLI_CASES = ["typo-node-address", "secret-repository-password-clear", "credential-ovh-application-secret",
+             "yaml-deep-nesting", "yaml-latin1", "namespace-misspelled-project", "network-lb-block-zero"]
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +138,83 @@ def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
     assert proc.returncode == 2
     assert "not valid YAML" in proc.stderr and "line 3" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel plan: a worker's error reaches the parent intact and ends the plan.
+# ---------------------------------------------------------------------------------------------
+
+WORKER_FAILS = """
+import sys
+import stacks.plan as P
+from stacks.config import ConfigError, ConfigProblem
+
+def failing(stack_file, preview=True, tenants=None):
+    if tenants is None:
+        raise AssertionError("expected a parallel plan")
+    if {KIND!r} == "config":
+        raise ConfigError("prod", [ConfigProblem(path="tenants[1].name", problem="refused in a worker", hint="fix it")])
+    raise KeyError("arbitrary failure in a worker")
+
+P.run_offline = failing  # inherited by the forked workers
+sys.exit(P.main(["prod", "--quiet", "--jobs", "3", "--out", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("kind, status, needle", [
+    ("config", 2, "tenants[1].name: refused in a worker"),
+    ("other", 1, "arbitrary failure in a worker"),
+])
+def test_a_failing_worker_ends_the_parallel_plan_with_its_message_and_status(kind, status, needle, tmp_path: Path):
+    # The subprocess timeout is the hang guard: before, a ConfigError could not be unpickled in the
+    # parent and the plan waited forever.
+    proc = subprocess.run([sys.executable, "-c", WORKER_FAILS.replace("{KIND!r}", repr(kind)), str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == status, proc.stderr
+    assert needle in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_error_survives_pickling():
+    import pickle
+
+    from stacks.config import ConfigProblem
+
+    error = ConfigError("prod", [ConfigProblem(path="a.b", problem="wrong", hint="fix")])
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is ConfigError and back.problems == error.problems and str(back) == str(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# The strict YAML reader: each refusal is one clean problem naming file:line:column.
+# ---------------------------------------------------------------------------------------------
+
+BOMB = "config:\n  a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(9))
+
+
+@pytest.mark.parametrize("data, words", [
+    (BOMB.encode(), "YAML anchor '&a'"),  # a billion laughs: refused at the first anchor, never expanded
+    ("config: {}\n".encode("utf-16"), "not UTF-8"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"),
+    (b"config:\n  x: " + b"[" * 600 + b"]" * 600 + b"\n", "nested more than"),
+    (b"config:\n  x: !!binary aGVsbG8=\n", "not a JSON type"),
+    (b"config:\n  x: !!python/object/apply:os.system [ls]\n", "not a JSON type"),
+    (b"config:\n  1: x\n", "is not a string"),
+    (b"config:\n  a: 1\n  a: 2\n", "appears twice"),
+])
+def test_strict_loader_refuses_with_one_clean_problem(data: bytes, words: str):
+    from stacks.loader import load_yaml
+
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(data, "some/dir/Pulumi.x.yaml", "x")
+    (problem,) = caught.value.problems
+    assert words in problem.problem and problem.hint
+    assert problem.path.startswith("some/dir/Pulumi.x.yaml")
+    assert str(caught.value).startswith("some/dir/Pulumi.x.yaml is not a valid stack file")
+
+
+def test_strict_loader_keeps_dates_as_text():
+    from stacks.loader import load_yaml
+
+    assert load_yaml(b"config:\n  a: 2024-01-01\n", "f", "x") == {"config": {"a": "2024-01-01"}}

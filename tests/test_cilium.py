@@ -85,8 +85,11 @@ def test_operator_replicas_never_exceed_nodes(nodes, expected):
 
 def test_client_rate_limit_is_sized_by_host_capacity_not_by_listed_tenants():
     def rate(n: int, cpu: int) -> dict:
-        return cilium.values(config(base_raw(tenants=[tenant(f"t{i}", i) for i in range(n)],
-                                             hostCapacity={"cpu": cpu, "memoryGib": 10000, "diskGib": 100000})))[
+        raw = base_raw(tenants=[tenant(f"t{i}", i) for i in range(n)],
+                       hostCapacity={"cpu": cpu, "memoryGib": 10000, "diskGib": 100000})
+        # One pool address per tenant (config validation counts them): a /27 for 10 tenants.
+        raw["managementCluster"]["loadBalancerIps"] = ["51.0.1.0/27"]
+        return cilium.values(config(raw))[
             "k8sClientRateLimit"]
 
     assert rate(0, 64) == rate(1, 64) == rate(10, 64)  # adding a tenant leaves Cilium alone

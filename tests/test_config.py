@@ -84,7 +84,7 @@ def test_missing_required_keys_are_named():
         (lambda r: r["tenants"][0].update(kubernetesVersion="1.35"), "tenants[0].kubernetesVersion", "exact Kubernetes"),
         (lambda r: r["tenants"][0]["controlPlane"].update(replicas=2), "tenants[0].controlPlane.replicas", "1, 3 or 5"),
         (lambda r: r["hostCapacity"].update(cpu="many"), "hostCapacity.cpu", "integer"),
-        (lambda r: r["managementCluster"].update(systemExtensions=["intel-ucode"]), "managementCluster.systemExtensions", "official"),
+        (lambda r: r["managementCluster"].update(systemExtensions=["intel-ucode"]), "managementCluster.systemExtensions[0]", "official"),
     ],
 )
 def test_invalid_values_name_their_key(mutate, path, words):
@@ -149,7 +149,7 @@ def test_capacity_counts_per_vm_overhead():
     # 8 cores exactly fit 2 VMs of 4 cores, but not with 0.25 core of overhead each.
     pools = [{"name": "big", "replicas": 1, "cpu": 4, "memoryGib": 4, "diskGib": 20}]
     t = tenant("alpha", 0, controlPlane={"replicas": 1, "cpu": 4, "memoryGib": 4, "diskGib": 20}, workerPools=pools)
-    raw = base_raw(tenants=[t], hostCapacity={"cpu": 8, "memoryGib": 64, "diskGib": 100})
+    raw = base_raw(tenants=[t], hostCapacity={"cpu": 8, "memoryGib": 64, "diskGib": 200})
     found, _ = problems(raw)
     assert "hostCapacity.cpu" in found
     raw["hostCapacity"]["vmOverhead"] = {"cpu": 0, "memoryMib": 0}
@@ -281,3 +281,69 @@ def test_stack_documents_of_the_wrong_shape_are_config_errors(doc, path):
     with pytest.raises(ConfigError) as exc:
         parse_stack_document("x", doc)
     assert exc.value.problems[0].path == path
+
+
+# --- issue 16: messages, sections, YAML --------------------------------------------------------
+
+def test_a_failed_management_cluster_adds_no_false_pool_problems():
+    raw = base_raw(traefik={"loadBalancerIp": "51.0.1.2"})
+    raw["managementCluster"]["podCidr"] = "not-a-range"
+    found, _ = problems(raw)
+    assert "managementCluster.podCidr" in found
+    assert "traefik.loadBalancerIp" not in found
+
+
+def test_field_errors_and_cross_field_rules_are_reported_together():
+    # tenants[1] is broken; tenants[0] and tenants[2] still meet the duplicate-name rule.
+    raw = base_raw(tenants=[tenant("alpha", 0), tenant("beta", 1, podCidr="nope"), tenant("alpha", 2)])
+    found, _ = problems(raw)
+    assert {"tenants[1].podCidr", "tenants[2].name"} <= set(found)
+
+
+def test_integer_fields_given_floats_get_a_specific_fix():
+    for bad, words in ((80.5, "whole number"), (float("nan"), ".nan"), (float("inf"), ".inf"), ("1e30", "digits")):
+        raw = base_raw(traefik={"replicas": bad})
+        found, _ = problems(raw)
+        assert words in found["traefik.replicas"].hint, (bad, found["traefik.replicas"])
+
+
+def test_provider_credentials_any_casing_and_nested_are_refused():
+    found, _ = problems(base_raw(), provider_keys={"OVH:ApplicationSecret": "x", "kubernetes:settings": {"kubeconfig": "y"},
+                                                  "ovh:endpoint": "ovh-eu"})
+    assert {"OVH:ApplicationSecret", "kubernetes:settings.kubeconfig"} <= set(found)
+    assert "ovh:endpoint" not in found
+
+
+def test_stack_file_errors_name_the_file_as_given(tmp_path):
+    from stacks.loader import read_stack_file
+
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_bytes("config: {}\n".encode("utf-16"))
+    with pytest.raises(ConfigError) as caught:
+        read_stack_file(path, source=str(path))
+    assert str(caught.value).startswith(f"{path} is not a valid stack file")
+    assert "Pulumi./" not in str(caught.value)
+
+
+def test_lb_pool_of_a_wide_block_is_refused_without_enumerating_it():
+    raw = base_raw()
+    raw["managementCluster"]["loadBalancerIps"] = ["10.0.0.0/8"]
+    found, _ = problems(raw)
+    assert "wider than OVH routes" in found["managementCluster.loadBalancerIps[0]"].problem
+
+
+def test_derived_machine_deployment_name_fits_a_label_value():
+    pools = [{"name": "p" * 40, "replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 30}]
+    found, _ = problems(base_raw(tenants=[tenant("t" * 30, 0, workerPools=pools)]))
+    assert "tenants[0].workerPools[0].name" in found
+
+
+def test_app_path_is_a_relative_directory_of_the_repository():
+    for path, ok in (("odoo/overlays/prod", True), ("/etc", False), ("../other", False), ("a/../../b", False)):
+        t = tenant("alpha", 0, apps=[{"name": "w", "repoUrl": "https://git.example.org/x.git", "path": path,
+                                      "targetRevision": "v1.0.0", "namespace": "w"}])
+        if ok:
+            assert config(base_raw(tenants=[t])).tenants[0].apps[0].path == path
+        else:
+            found, _ = problems(base_raw(tenants=[t]))
+            assert "tenants[0].apps[0].path" in found, path

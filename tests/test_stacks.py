@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -102,7 +103,8 @@ def test_cli_plans_a_stack_and_diffs(tmp_path):
 
 def test_cli_rejects_bad_config_without_traceback(tmp_path):
     doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    doc["config"]["weebo-platform:tenants"].append(dict(doc["config"]["weebo-platform:tenants"][0]))
+    # A deep copy: a shared object would be dumped as a YAML alias, which stack files refuse.
+    doc["config"]["weebo-platform:tenants"].append(copy.deepcopy(doc["config"]["weebo-platform:tenants"][0]))
     doc["config"]["weebo-platform:managementCluster"]["podCidrr"] = "10.0.0.0/8"
     bad = tmp_path / "Pulumi.bad.yaml"
     bad.write_text(yaml.safe_dump(doc))
