@@ -171,10 +171,12 @@ RCLONE_IMAGE = "docker.io/rclone/rclone:1.75.1@sha256:45401ad7410db1d67ffdb58e19
 # The Vault CLI of the server version the vault chart installs (chart 0.34.1 appVersion 2.0.4).
 # renovate: datasource=docker depName=docker.io/hashicorp/vault
 VAULT_IMAGE = "docker.io/hashicorp/vault:2.0.4"
-# pg_dump/pg_restore at least as new as Authentik's PostgreSQL (Bitnami subchart 18.8.x); pg_dump
-# reads older servers. No digest verified here: renovate adds it (pinDigests).
+# pg_dump/pg_restore of exactly the server Authentik's chart runs (authentik chart 2026.8.0 values
+# postgresql.image: library/postgres 17.11-bookworm): same major, so the dump restores with the
+# same client. Debian tags are rebuilt for OS updates: pinned by digest (the multi-arch index, the
+# same digest recorded by several independent public pins of this tag), kept by pinDigests.
 # renovate: datasource=docker depName=docker.io/library/postgres
-POSTGRES_IMAGE = "docker.io/library/postgres:18.1-alpine"
+POSTGRES_IMAGE = "docker.io/library/postgres:17.11-bookworm@sha256:051f7b7b3abdd564d5d1bd1e8c4b9c1b6e77087d1dd22020ede611c096a272e0"  # noqa: E501
 # kubectl with bash + coreutils (Ref: kubernetes/kubernetes build/server-image/kubectl/Dockerfile).
 # renovate: datasource=docker depName=registry.k8s.io/kubectl
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.36.4"
