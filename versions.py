@@ -83,6 +83,10 @@ KUBEVIRT_VERSION = "v1.9.0"
 CDI_VERSION = "v1.66.0"
 
 # --- Cluster API providers (installed by the operator; one set that works together) -------------
+# Capped below v1.16 in renovate.json (packageRules allowedVersions "<1.16.0"): CAPI v1.16 stops
+# serving the v1beta1 contract (docs/book/src/reference/versions.md @ v1.14.0: "in v1.16, April 2027
+# v1beta1 will stop to be served", cluster-api#11920), and CAPK v0.11.2, CABPT v0.6.12 and CACPPT
+# v0.5.12 are still v1beta1-contract providers. Lift the cap once all three ship v1beta2 releases.
 # renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api
 CAPI_CORE_VERSION = "v1.14.0"
 # renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api-provider-kubevirt
@@ -96,12 +100,11 @@ CACPPT_VERSION = "v0.5.12"
 # Tenant Talos minor -> Kubernetes minors, the intersection of:
 #  - CACPPT v0.5.12 README: Talos v1.3-v1.12, Kubernetes v1.26-v1.35 (Talos 1.13 needs CACPPT >= 0.5.13);
 #  - CABPT v0.6.12 README: Talos v1.2-v1.13, Kubernetes v1.26-v1.36;
-#  - Talos compatibility (pkg/machinery/compatibility/talos111, talos112 @ v1.13.9):
-#    1.11 -> 1.29-1.34, 1.12 -> 1.30-1.35;
+#  - Talos compatibility (pkg/machinery/compatibility/talos112 @ v1.13.9): 1.12 -> 1.30-1.35;
 #  - CAPI v1.14 workload clusters: Kubernetes 1.31-1.36 (docs/book/src/reference/versions.md).
-# Only Talos minors still patched upstream are offered. Config validation rejects any other pair.
+# Only Talos minors still patched upstream are offered: Talos 1.11 is end of life (its last patch,
+# v1.11.6, shipped 2025-12) and is no longer accepted. Config validation rejects any other pair.
 TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
-    "1.11": ("1.31", "1.32", "1.33", "1.34"),
     "1.12": ("1.31", "1.32", "1.33", "1.34", "1.35"),
 }
 

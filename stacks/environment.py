@@ -147,6 +147,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
                 config=cfg,
                 depends_on=[cluster_api, virtualization],
                 image_schematic=cluster_api.tenant_image_schematic,
+                boot_image=cluster_api.golden_images[tenant.talos_version],
                 authentik=authentik,
                 vault=vault,
                 argocd=argocd,

@@ -116,7 +116,7 @@ def test_every_pair_of_the_matrix_is_accepted(talos, kubernetes):
     ("v1.13.9", "1.36.3", "tenants[0].talosVersion"),  # CACPPT v0.5.12 stops at Talos 1.12
     ("v1.10.9", "1.33.6", "tenants[0].talosVersion"),  # no longer offered
     ("v1.12.11", "1.36.0", "tenants[0].kubernetesVersion"),  # Talos 1.12 stops at 1.35
-    ("v1.11.6", "1.35.4", "tenants[0].kubernetesVersion"),  # Talos 1.11 stops at 1.34
+    ("v1.11.6", "1.34.1", "tenants[0].talosVersion"),  # Talos 1.11 is end of life
     ("v1.12.11", "1.30.14", "tenants[0].kubernetesVersion"),  # below CAPI v1.14's workload floor
 ])
 def test_unsupported_tenant_versions_are_rejected(talos, kubernetes, path):
