@@ -147,6 +147,13 @@ LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:1.37.0@sha256:9db7b59979c38
 # read. Kubermatic builds the same driver (same flags, split mode included) with exact tags; its
 # KubeOne image list pins quay.io/kubermatic/kubevirt-csi-driver:v0.4.5 (KubeVirtCSI). An exact
 # tag, no digest: replace with an upstream digest once one is published.
+# Known gap: this image predates kubevirt/csi-driver#184 (27b52aa, merged 2026-06-24: unplug from
+# the VMI when the VM is gone); Kubermatic's images track upstream commits, the last bumps we could
+# read being 9ad38f9e (2025-04, kubermatic/kubermatic#14502) and a request of 2026-02
+# (kubermatic/kubermatic#15362). The only image built from 27b52aa is upstream's mutable
+# quay.io/kubevirt/kubevirt-csi-driver:latest, for which no digest is published anywhere we can
+# read, so it is not pinned here. The infra Role already grants what #184 needs
+# (components.tenant_storage.infra_rules); move to an image containing it once one can be pinned.
 # renovate: datasource=docker depName=quay.io/kubermatic/kubevirt-csi-driver
 KUBEVIRT_CSI_DRIVER_VERSION = "v0.4.5"
 # Kubernetes CSI sidecars, exact upstream tags (no digest found in the sources we can read).
