@@ -311,7 +311,7 @@ def machine_deployment(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool,
 
 def health_check(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool) -> dict[str, Any]:
     """Replace workers whose node never comes up or stays NotReady. Timeouts leave room for the
-    first boot (image import) and for Cilium, which ArgoCD installs once the API is up (nodes are
+    first boot (boot disk clone) and for Cilium, which ArgoCD installs once the API is up (nodes are
     NotReady until then). Pools of 3+ stop remediating when 40% are unhealthy at once: that is an
     outage of the host or the network, not of the machines. The control plane has no health check:
     CACPPT does not remediate."""

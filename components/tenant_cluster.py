@@ -82,7 +82,7 @@ from components.tenant_vpn import TenantClusterVpn, TenantClusterVpnArgs
 from components.vault import Vault
 from stacks.config import PlatformConfig, Tenant
 
-# The control plane answers once its first VM imported its disk, booted and bootstrapped etcd.
+# The control plane answers once its first VM cloned its boot disk, booted and bootstrapped etcd.
 CONTROL_PLANE_INITIALIZED = "jsonpath={.status.initialized}=true"
 CONTROL_PLANE_TIMEOUTS = pulumi.CustomTimeouts(create="45m", update="45m", delete="30m")
 CLUSTER_DELETE_TIMEOUTS = pulumi.CustomTimeouts(delete="45m")  # CAPI drains and deletes every VM
@@ -137,7 +137,7 @@ class TenantCluster(pulumi.ComponentResource):
             k8s_object(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, local)
         # The tenant's VMs may clone the golden boot images (components.tenant_images): a binding
         # in the images namespace, this tenant's own (created with it, deleted with it).
-        k8s_object(f"{name}-golden-image-clone", clone_binding(cfg, tenant, self.namespace), local)
+        k8s_object(f"{name}-golden-image-clone", clone_binding(tenant, self.namespace), local)
         # *.apps.<tenant>.<zone>: published by ExternalDNS from this Service (components.tenant_apps).
         k8s_object(f"{name}-apps-service", apps_service(cfg, tenant), local)
 

@@ -129,7 +129,7 @@ def clone_role() -> dict[str, Any]:
     }
 
 
-def clone_binding(cfg: PlatformConfig, tenant: Tenant, tenant_namespace: str) -> dict[str, Any]:
+def clone_binding(tenant: Tenant, tenant_namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",

@@ -51,7 +51,8 @@ def schematic_id(extensions: tuple[str, ...] = TENANT_EXTENSIONS) -> str:
 
 def disk_image_url(talos_version: str, extensions: tuple[str, ...] = TENANT_EXTENSIONS) -> str:
     """``openstack-amd64.raw.xz``: openstack's disk image suffix; CDI imports raw.xz over http
-    without scratch space. Ref: image-factory docs/api.md; talos pkg/machinery/platforms."""
+    without scratch space, once per Talos version (components.tenant_images).
+    Ref: image-factory docs/api.md; talos pkg/machinery/platforms."""
     return f"https://{IMAGE_FACTORY}/image/{schematic_id(extensions)}/{talos_version}/{TENANT_PLATFORM}-amd64.raw.xz"
 
 

@@ -302,7 +302,9 @@ def test_upgrading_talos_and_kubernetes_rolls_machines_but_keeps_the_cluster():
     diff = diff_plans(before, after)
     # The new version's golden boot image is imported once (and the old one, which no tenant
     # uses any more, goes); nothing else is added or removed.
-    image = lambda v: [f"cluster-api-image-talos-{v}-ce4c9805", f"cluster-api-image-talos-{v}-ce4c9805-source"]  # noqa: E731
+    def image(v):
+        return [f"cluster-api-image-talos-{v}-ce4c9805", f"cluster-api-image-talos-{v}-ce4c9805-source"]
+
     assert sorted(u.rsplit("::", 1)[1] for u in diff["added"]) == image("1-12-12")
     assert sorted(u.rsplit("::", 1)[1] for u in diff["removed"]) == image("1-12-11")
     changed = {u.rsplit("::", 1)[1]: paths for u, paths in diff["changed"].items()}

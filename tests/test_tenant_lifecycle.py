@@ -18,9 +18,8 @@ SCHEMATIC = tenant_talos.schematic_id()[:8]
 
 def three_servers() -> dict:
     mc = base_raw()["managementCluster"]
-    mc["nodes"] = [*mc["nodes"],
-                   {"hostname": "node-2", "ovhServiceName": "ns101.ip-10-0-0.eu", "address": "51.0.0.11", "role": "worker"},
-                   {"hostname": "node-3", "ovhServiceName": "ns102.ip-10-0-0.eu", "address": "51.0.0.12", "role": "worker"}]
+    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3))]
     return mc
 
 
@@ -99,13 +98,15 @@ def test_the_csi_controller_may_unplug_a_volume_from_a_vmi_whose_vm_is_gone():
 def test_each_talos_version_in_use_is_imported_once(two_versions):
     m = two_versions.monitor
     dvs = [r for r in m.of_type("kubernetes:cdi.kubevirt.io/v1beta1:DataVolume")]
-    assert sorted(r.input("metadata", "name") for r in dvs) == [f"talos-1-12-11-{SCHEMATIC}", f"talos-1-12-12-{SCHEMATIC}"]
+    names = sorted(r.input("metadata", "name") for r in dvs)
+    assert names == [f"talos-1-12-11-{SCHEMATIC}", f"talos-1-12-12-{SCHEMATIC}"]
     for dv in dvs:
         obj = dv.input()
         obj = {k: v for k, v in obj.items() if k != "__defaults"}
         validate_custom_resource(obj)
         assert obj["metadata"]["namespace"] == tenant_images.NAMESPACE
-        assert obj["spec"]["source"]["http"]["url"].startswith(f"https://factory.talos.dev/image/{tenant_talos.schematic_id()}/")
+        url = obj["spec"]["source"]["http"]["url"]
+        assert url.startswith(f"https://factory.talos.dev/image/{tenant_talos.schematic_id()}/")
         # local-path is WaitForFirstConsumer: without immediate binding the import never starts.
         assert obj["metadata"]["annotations"][tenant_images.IMMEDIATE_BINDING] == "true"
         assert obj["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
@@ -160,7 +161,8 @@ def test_the_clone_stream_is_the_only_flow_between_images_and_tenants():
     world, clone = tenant_images.network_policies()
     validate_custom_resource(world)
     assert world["spec"]["endpointSelector"] == {"matchLabels": {"cdi.kubevirt.io": "importer"}}
-    assert world["spec"]["egress"] == [{"toEntities": ["world"], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]
+    assert world["spec"]["egress"] == [{"toEntities": ["world"],
+                                        "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]
     assert clone["spec"]["podSelector"] == {"matchLabels": {"cdi.kubevirt.io": "cdi-clone-source"}}
     assert clone["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 8443}]
 
@@ -200,7 +202,8 @@ def test_a_multi_vm_control_plane_on_one_server_is_refused():
 
 
 def test_a_multi_vm_control_plane_is_accepted_with_one_server_per_vm():
-    cfg = config(base_raw(managementCluster=three_servers(), tenants=[tenant("alpha", 0, controlPlane={"replicas": 3})]))
+    three = tenant("alpha", 0, controlPlane={"replicas": 3})
+    cfg = config(base_raw(managementCluster=three_servers(), tenants=[three]))
     assert cfg.tenants[0].control_plane.replicas == 3
     with pytest.raises(ConfigError):
         config(base_raw(managementCluster=three_servers(), tenants=[tenant("alpha", 0, controlPlane={"replicas": 5})]))

@@ -36,9 +36,8 @@ def three_servers() -> dict:
     """A management cluster of three servers (one control plane, two workers): room for a
     three-VM tenant control plane, one VM per server (stacks.config.tenant_control_plane_problems)."""
     mc = base_raw()["managementCluster"]
-    mc["nodes"] = [*mc["nodes"],
-                   {"hostname": "node-2", "ovhServiceName": "ns101.ip-10-0-0.eu", "address": "51.0.0.11", "role": "worker"},
-                   {"hostname": "node-3", "ovhServiceName": "ns102.ip-10-0-0.eu", "address": "51.0.0.12", "role": "worker"}]
+    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3))]
     return mc
 
 
