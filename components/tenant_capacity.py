@@ -26,8 +26,8 @@ from typing import Any
 
 from components.tenant_apps import apps_service
 from components.tenant_capi import (
-    MAX_SURGE,
     cluster_name,
+    cluster_objects,
     control_plane_name,
     kubevirt_cluster,
     pool_name,
@@ -109,10 +109,16 @@ def _container_requests(deployment: dict[str, Any]) -> dict[str, int]:
     return {"cpu": cpu, "memory": memory}
 
 
-def machine_sets(tenant: Tenant) -> list[tuple[str, int, MachineShape]]:
-    """(name, replicas, shape) of the control plane and every worker pool."""
-    sets = [(control_plane_name(tenant), tenant.control_plane.replicas, tenant.control_plane)]
-    return sets + [(pool_name(tenant, p), p.replicas, p) for p in tenant.worker_pools]
+def machine_sets(cfg: PlatformConfig, tenant: Tenant) -> list[tuple[str, int, int, MachineShape]]:
+    """(name, replicas, surge, shape) of the control plane and every worker pool, read from the
+    rendered TalosControlPlane (``rolloutStrategy``) and MachineDeployments (``rollout.strategy``)."""
+    objs = cluster_objects(cfg, tenant)
+    cp_surge = objs.control_plane["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"]
+    sets = [(control_plane_name(tenant), tenant.control_plane.replicas, cp_surge, tenant.control_plane)]
+    for p in objs.pools:
+        surge = p.machine_deployment["spec"]["rollout"]["strategy"]["rollingUpdate"]["maxSurge"]
+        sets.append((pool_name(tenant, p.pool), p.pool.replicas, surge, p.pool))
+    return sets
 
 
 def _obj(kind: str, name: str, created_by: str, phase: str, **requests: int) -> dict[str, Any]:
@@ -142,11 +148,11 @@ def expected_tenant_objects(cfg: PlatformConfig, tenant: Tenant) -> list[dict[st
 
     prime = uses_prime_pvcs(cfg)
     volumes = tenant.volume_storage_gib > 0
-    for set_name, replicas, shape in machine_sets(tenant):
+    for set_name, replicas, surge, shape in machine_sets(cfg, tenant):
         if replicas == 0:
             continue  # an empty pool gets no surge either: it creates nothing
         disk = _gib_with_overhead(shape.disk_gib) * GI
-        for i in range(replicas + MAX_SURGE):
+        for i in range(replicas + surge):
             phase = "steady" if i < replicas else "rollout"
             vm = f"{set_name}-*[{i}]"
             # CAPK names the VM after the KubevirtMachine; KubeVirt's pod is virt-launcher-<vm>-*.

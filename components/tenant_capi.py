@@ -147,7 +147,20 @@ def vm_labels(tenant: Tenant, machine_set: str) -> dict[str, str]:
     return {TENANT_NAMESPACE_LABEL: tenant.name, MACHINE_SET_LABEL: machine_set}
 
 
-def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str) -> dict[str, Any]:
+def spread(labels: dict[str, str], required: bool) -> dict[str, Any]:
+    """Anti-affinity of a machine set's VMs across servers. Preferred for workers (a pool may be
+    larger than the host count). Required for a multi-VM control plane: two etcd members on one
+    server would restart together, with new addresses, and could take quorum with them (config
+    validation keeps a server free for the rolling-update surge VM:
+    stacks.config.tenant_control_plane_problems)."""
+    term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    if required:
+        return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+
+
+def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str,
+                          spread_required: bool = False) -> dict[str, Any]:
     """A KubeVirt VM booting a copy of the Talos openstack image: CDI clones the boot DataVolume
     from the golden image of the tenant's Talos version (components.tenant_images; imported once,
     nothing is downloaded per VM). CAPK prefixes DataVolume names with the machine name."""
@@ -188,13 +201,7 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
                                 },
                                 "evictionStrategy": "External",
                                 "volumes": [{"name": BOOT_VOLUME, "dataVolume": {"name": BOOT_VOLUME}}],
-                                "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                                    "weight": 100,
-                                    "podAffinityTerm": {
-                                        "labelSelector": {"matchLabels": labels},
-                                        "topologyKey": "kubernetes.io/hostname",
-                                    },
-                                }]}},
+                                "affinity": {"podAntiAffinity": spread(labels, required=spread_required)},
                             },
                         },
                     },
@@ -204,8 +211,9 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
     }
 
 
-def machine_template(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str) -> dict[str, Any]:
-    spec = machine_template_spec(cfg, tenant, shape, machine_set)
+def machine_template(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str,
+                     spread_required: bool = False) -> dict[str, Any]:
+    spec = machine_template_spec(cfg, tenant, shape, machine_set, spread_required)
     return {
         "apiVersion": INFRA_API,
         "kind": "KubevirtMachineTemplate",
@@ -362,7 +370,8 @@ class ClusterObjects:
 
 
 def cluster_objects(cfg: PlatformConfig, tenant: Tenant) -> ClusterObjects:
-    cp_template = machine_template(cfg, tenant, tenant.control_plane, control_plane_name(tenant))
+    cp_template = machine_template(cfg, tenant, tenant.control_plane, control_plane_name(tenant),
+                                   spread_required=tenant.control_plane.replicas > 1)
     pools = []
     for pool in tenant.worker_pools:
         tpl = machine_template(cfg, tenant, pool, pool_name(tenant, pool))

@@ -662,23 +662,26 @@ def tenant_control_plane_problems(cfg: "PlatformConfig") -> list[ConfigProblem]:
     a new address; Talos then updates its etcd member's peer URLs, which needs quorum of the
     others (siderolabs/talos#6106, #12720). That works one VM at a time; on a single server a
     reboot restarts every control-plane VM at once and etcd never regains quorum. Hence one
-    control-plane VM per server at most; a single-VM control plane (its own quorum) is always
-    allowed. Recovery of a lost quorum: README "Tenant lifecycle" (etcd snapshot restore).
+    control-plane VM per server (required anti-affinity, components.tenant_capi.spread), plus a
+    free server for the VM CACPPT adds while it rolls the control plane (maxSurge 1); a single-VM
+    control plane (its own quorum) is always allowed. Recovery of a lost quorum: README "Tenant
+    lifecycle" (etcd snapshot restore).
     """
     mc = cfg.management_cluster
     servers = len(mc.nodes) if mc.provisioner == "ovh-talos" else 0
+    surge = 1  # components.tenant_capi.MAX_SURGE (that module imports this one)
     out: list[ConfigProblem] = []
     for i, t in enumerate(cfg.tenants):
         replicas = t.control_plane.replicas
-        if replicas > 1 and servers < replicas:
+        if replicas > 1 and servers < replicas + surge:
             where = (f"the management cluster has {servers} server(s)" if mc.provisioner == "ovh-talos"
                      else "the servers of an existing management cluster are not declared")
             out.append(ConfigProblem(
                 path=f"tenants[{i}].controlPlane.replicas",
                 problem=f"{replicas} control-plane VMs but {where}: their addresses change when they restart "
                 "together, and etcd loses quorum for good",
-                hint="use controlPlane.replicas: 1 (etcd snapshots for recovery), or add servers so each "
-                "control-plane VM has its own",
+                hint="use controlPlane.replicas: 1 (etcd snapshots for recovery), or give the management "
+                f"cluster {replicas + surge} servers: one per control-plane VM and one for the rolling-update VM",
             ))
     return out
 

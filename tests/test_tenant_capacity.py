@@ -14,12 +14,13 @@ from tests.helpers.factories import base_raw, config, tenant
 MI, GI = 1024**2, 1024**3
 
 
-def three_servers() -> dict:
-    """A management cluster of three servers (one control plane, two workers): room for a
-    three-VM tenant control plane, one VM per server (stacks.config.tenant_control_plane_problems)."""
+def servers(count: int) -> dict:
+    """A management cluster of ``count`` servers (one control plane, the others workers): four give
+    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
+    (stacks.config.tenant_control_plane_problems)."""
     mc = base_raw()["managementCluster"]
     mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
-                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3))]
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
     return mc
 
 POOLS = [
@@ -31,7 +32,7 @@ POOLS = [
 def _cfg(**overrides):
     raw = tenant("alpha", 0, controlPlane={"replicas": 3, "cpu": 2, "memoryGib": 4, "diskGib": 20},
                  workerPools=POOLS, **overrides)
-    return config(base_raw(tenants=[raw], managementCluster=three_servers()))
+    return config(base_raw(tenants=[raw], managementCluster=servers(4)))
 
 
 @pytest.fixture(scope="module")

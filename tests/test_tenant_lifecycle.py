@@ -16,10 +16,10 @@ from tests.helpers.schemas import validate_chart_values, validate_custom_resourc
 SCHEMATIC = tenant_talos.schematic_id()[:8]
 
 
-def three_servers() -> dict:
+def servers(count: int) -> dict:
     mc = base_raw()["managementCluster"]
     mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
-                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3))]
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
     return mc
 
 
@@ -201,12 +201,31 @@ def test_a_multi_vm_control_plane_on_one_server_is_refused():
     assert "quorum" in problem.problem and "replicas: 1" in problem.hint
 
 
-def test_a_multi_vm_control_plane_is_accepted_with_one_server_per_vm():
+def test_a_multi_vm_control_plane_needs_a_server_per_vm_and_one_for_the_rollout():
     three = tenant("alpha", 0, controlPlane={"replicas": 3})
-    cfg = config(base_raw(managementCluster=three_servers(), tenants=[three]))
+    cfg = config(base_raw(managementCluster=servers(4), tenants=[three]))
     assert cfg.tenants[0].control_plane.replicas == 3
-    with pytest.raises(ConfigError):
-        config(base_raw(managementCluster=three_servers(), tenants=[tenant("alpha", 0, controlPlane={"replicas": 5})]))
+    with pytest.raises(ConfigError) as err:
+        config(base_raw(managementCluster=servers(3), tenants=[three]))
+    assert "4 servers" in err.value.problems[0].hint
+
+
+def test_control_plane_vms_never_share_a_server_but_workers_may():
+    three = config(base_raw(managementCluster=servers(4), tenants=[tenant("alpha", 0, controlPlane={"replicas": 3})]))
+    objs = tenant_capi.cluster_objects(three, three.tenants[0])
+
+    def affinity(template):
+        vm = template["spec"]["template"]["spec"]["virtualMachineTemplate"]["spec"]["template"]["spec"]
+        return vm["affinity"]["podAntiAffinity"]
+
+    [term] = affinity(objs.control_plane_template)["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"][tenant_capi.MACHINE_SET_LABEL] == "alpha-control-plane"
+    validate_custom_resource(objs.control_plane_template)
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in affinity(objs.pools[0].machine_template)
+    single = config()
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in affinity(
+        tenant_capi.cluster_objects(single, single.tenants[0]).control_plane_template)
 
 
 def test_an_existing_management_cluster_takes_single_vm_control_planes_only():

@@ -32,12 +32,13 @@ from tests.helpers.schemas import validate_chart_values, validate_custom_resourc
 QEMU_GUEST_AGENT_SCHEMATIC = "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515"
 
 
-def three_servers() -> dict:
-    """A management cluster of three servers (one control plane, two workers): room for a
-    three-VM tenant control plane, one VM per server (stacks.config.tenant_control_plane_problems)."""
+def servers(count: int) -> dict:
+    """A management cluster of ``count`` servers (one control plane, the others workers): four give
+    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
+    (stacks.config.tenant_control_plane_problems)."""
     mc = base_raw()["managementCluster"]
     mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
-                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3))]
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
     return mc
 
 
@@ -60,7 +61,7 @@ def cfg():
                      {"name": "cnpg", "repoUrl": "https://cloudnative-pg.github.io/charts", "chart": "cloudnative-pg",
                       "targetRevision": "0.26.1", "namespace": "cnpg-system"}]),
         tenant("older", 1, talosVersion="v1.12.11", kubernetesVersion="1.34.1"),
-        managementCluster=three_servers(),
+        managementCluster=servers(4),
     )
 
 
