@@ -66,7 +66,8 @@ def test_worker_drain_and_volume_detach_are_bounded_with_defaults():
 def test_an_unbounded_wait_is_refused(key):
     with pytest.raises(ConfigError) as err:
         config(base_raw(clusterApi={key: 0}))
-    assert [p.path for p in err.value.problems] == [f"clusterApi.{key}"]
+    [problem] = err.value.problems
+    assert problem.path == f"clusterApi.{key}" and "greater than or equal to 1" in problem.problem
 
 
 def test_deleting_a_pool_waits_as_long_as_its_machines_may_take(monkeypatch):
