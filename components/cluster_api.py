@@ -226,6 +226,10 @@ class ClusterApi(pulumi.ComponentResource):
                     parent=self, provider=provider,
                     depends_on=[images_ns, self.tenant_image_schematic, *args.depends_on],
                     custom_timeouts=pulumi.CustomTimeouts(create=f"{tenant_images.IMPORT_TIMEOUT_MINUTES}m"),
+                    # CDI refuses changes to a DataVolume's spec (e.g. a new infra storage class;
+                    # CDI v1.66.0 pkg/apiserver/webhooks/datavolume-validate.go "Cannot update DataVolume Spec"):
+                    # re-import under the same name instead. Existing VM disks are independent clones.
+                    replace_on_changes=["spec"], delete_before_replace=True,
                 ),
             )
             self.golden_images[version] = register(

@@ -112,6 +112,8 @@ def test_each_talos_version_in_use_is_imported_once(two_versions):
         assert obj["metadata"]["annotations"][tenant_images.IMMEDIATE_BINDING] == "true"
         assert obj["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
         assert obj["spec"]["storage"]["resources"]["requests"]["storage"] == "8Gi"
+        # CDI refuses spec updates: a changed image is re-imported under its name.
+        assert dv.replace_on_changes == ["spec"] and dv.delete_before_replace
     sources = m.of_type("kubernetes:cdi.kubevirt.io/v1beta1:DataSource")
     assert len(sources) == 2
     for s in sources:
