@@ -5,7 +5,12 @@ enforced by config validation).
 
 The chart installs the operator only (its webhook certificate comes from cert-manager, so
 cert-manager comes first); the four provider CRs are created here, each in its own namespace as
-the operator docs do (capi-system, ...), and each waits until the operator reports it Ready.
+the operator docs do (capi-system, ...), and each waits until the operator reports it Ready. With
+``clusterApi.githubToken`` each provider also gets a ``configSecret`` holding the token, so the
+operator's GitHub downloads are not rate limited as anonymous ones.
+
+Also here, shared by all tenants: the Image Factory schematic of the tenants' Talos image and the
+golden boot images (one per Talos version in use, components.tenant_images).
 """
 
 from __future__ import annotations
