@@ -123,6 +123,10 @@ KUBEVIRT_VERSION = "v1.9.0"
 CDI_VERSION = "v1.66.0"
 
 # --- Cluster API providers (installed by the operator; one set that works together) -------------
+# Capped below v1.16 in renovate.json (packageRules allowedVersions "<1.16.0"): CAPI v1.16 stops
+# serving the v1beta1 contract (docs/book/src/reference/versions.md @ v1.14.0: "in v1.16, April 2027
+# v1beta1 will stop to be served", cluster-api#11920), and CAPK v0.11.2, CABPT v0.6.12 and CACPPT
+# v0.5.12 are still v1beta1-contract providers. Lift the cap once all three ship v1beta2 releases.
 # renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api
 CAPI_CORE_VERSION = "v1.14.0"
 # renovate: datasource=github-releases depName=kubernetes-sigs/cluster-api-provider-kubevirt
@@ -136,12 +140,11 @@ CACPPT_VERSION = "v0.5.12"
 # Tenant Talos minor -> Kubernetes minors, the intersection of:
 #  - CACPPT v0.5.12 README: Talos v1.3-v1.12, Kubernetes v1.26-v1.35 (Talos 1.13 needs CACPPT >= 0.5.13);
 #  - CABPT v0.6.12 README: Talos v1.2-v1.13, Kubernetes v1.26-v1.36;
-#  - Talos compatibility (pkg/machinery/compatibility/talos111, talos112 @ v1.13.9):
-#    1.11 -> 1.29-1.34, 1.12 -> 1.30-1.35;
+#  - Talos compatibility (pkg/machinery/compatibility/talos112 @ v1.13.9): 1.12 -> 1.30-1.35;
 #  - CAPI v1.14 workload clusters: Kubernetes 1.31-1.36 (docs/book/src/reference/versions.md).
-# Only Talos minors still patched upstream are offered. Config validation rejects any other pair.
+# Only Talos minors still patched upstream are offered: Talos 1.11 is end of life (its last patch,
+# v1.11.6, shipped 2025-12) and is no longer accepted. Config validation rejects any other pair.
 TENANT_VERSION_MATRIX: dict[str, tuple[str, ...]] = {
-    "1.11": ("1.31", "1.32", "1.33", "1.34"),
     "1.12": ("1.31", "1.32", "1.33", "1.34", "1.35"),
 }
 
@@ -207,6 +210,13 @@ LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:1.37.0@sha256:9db7b59979c38
 # read. Kubermatic builds the same driver (same flags, split mode included) with exact tags; its
 # KubeOne image list pins quay.io/kubermatic/kubevirt-csi-driver:v0.4.5 (KubeVirtCSI). An exact
 # tag, no digest: replace with an upstream digest once one is published.
+# Known gap: this image predates kubevirt/csi-driver#184 (27b52aa, merged 2026-06-24: unplug from
+# the VMI when the VM is gone); Kubermatic's images track upstream commits, the last bumps we could
+# read being 9ad38f9e (2025-04, kubermatic/kubermatic#14502) and a request of 2026-02
+# (kubermatic/kubermatic#15362). The only image built from 27b52aa is upstream's mutable
+# quay.io/kubevirt/kubevirt-csi-driver:latest, for which no digest is published anywhere we can
+# read, so it is not pinned here. The infra Role already grants what #184 needs
+# (components.tenant_storage.infra_rules); move to an image containing it once one can be pinned.
 # renovate: datasource=docker depName=quay.io/kubermatic/kubevirt-csi-driver
 KUBEVIRT_CSI_DRIVER_VERSION = "v0.4.5"
 # Kubernetes CSI sidecars, exact upstream tags (no digest found in the sources we can read).

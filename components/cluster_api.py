@@ -5,7 +5,12 @@ enforced by config validation).
 
 The chart installs the operator only (its webhook certificate comes from cert-manager, so
 cert-manager comes first); the four provider CRs are created here, each in its own namespace as
-the operator docs do (capi-system, ...), and each waits until the operator reports it Ready.
+the operator docs do (capi-system, ...), and each waits until the operator reports it Ready. With
+``clusterApi.githubToken`` each provider also gets a ``configSecret`` holding the token, so the
+operator's GitHub downloads are not rate limited as anonymous ones.
+
+Also here, shared by all tenants: the Image Factory schematic of the tenants' Talos image and the
+golden boot images (one per Talos version in use, components.tenant_images).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pulumiverse_talos as talos
 
 import versions
 from components import network_policy as netpol
+from components import tenant_images
 from components.common import MANAGED_BY, helm_release
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT
 from components.k8s_objects import register
@@ -85,7 +91,21 @@ def values(cfg: PlatformConfig) -> dict[str, Any]:
     }
 
 
-def provider_cr(p: Provider) -> dict[str, Any]:
+# The operator reads the GitHub token from the provider's configSecret under clusterctl's variable
+# name, and validates it before installing. The Secret must live in the provider's namespace.
+# Ref: cluster-api-operator v0.28.0 api/v1alpha2/provider_types.go (ConfigSecret),
+# internal/controller/preflight_checks.go (configclient.GitHubTokenVariable), docs/README.md
+# ("recommended to include a github-token ... may exceed the rate limit"); sigs.k8s.io/cluster-api
+# v1.12.10 (the operator's go.mod) cmd/clusterctl/client/config/variables_client.go:
+# GitHubTokenVariable = "github-token".
+GITHUB_TOKEN_KEY = "github-token"
+CONFIG_SECRET = "cluster-api-provider-config"
+
+
+def provider_cr(p: Provider, config_secret: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"version": p.version}
+    if config_secret:
+        spec["configSecret"] = {"name": CONFIG_SECRET, "namespace": p.namespace}
     return {
         "apiVersion": OPERATOR_API,
         "kind": p.kind,
@@ -96,7 +116,7 @@ def provider_cr(p: Provider) -> dict[str, Any]:
             # Ready: the provider's deployment is available (internal/controller/healthcheck).
             "annotations": {"pulumi.com/waitFor": "condition=Ready"},
         },
-        "spec": {"version": p.version},
+        "spec": spec,
     }
 
 
@@ -129,6 +149,7 @@ class ClusterApi(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     providers: dict[str, k8s.apiextensions.CustomResource]
     tenant_image_schematic: talos.imagefactory.Schematic
+    golden_images: dict[str, k8s.apiextensions.CustomResource]  # Talos version -> its DataSource
 
     def __init__(self, name: str, args: ClusterApiArgs, provider: k8s.Provider,
                  opts: pulumi.ResourceOptions | None = None):
@@ -157,10 +178,21 @@ class ClusterApi(pulumi.ComponentResource):
             p_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[pns])
             for obj in provider_policies(p):
                 register(f"{name}-{short}-{obj['metadata']['name']}", obj, p_opts)
+            config: list[pulumi.Resource] = []
+            token = args.config.cluster_api.github_token
+            if token is not None:
+                config.append(k8s.core.v1.Secret(
+                    f"{name}-{short}-config",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=CONFIG_SECRET, namespace=p.namespace,
+                                                        labels=dict(MANAGED_BY)),
+                    type="Opaque",
+                    string_data={GITHUB_TOKEN_KEY: token.output()},
+                    opts=p_opts,
+                ))
             self.providers[p.kind] = register(
-                f"{name}-{short}", provider_cr(p),
+                f"{name}-{short}", provider_cr(p, config_secret=token is not None),
                 pulumi.ResourceOptions(
-                    parent=self, provider=provider, depends_on=[pns, self.release, *args.depends_on],
+                    parent=self, provider=provider, depends_on=[pns, self.release, *config, *args.depends_on],
                     custom_timeouts=CAPI_PROVIDER_TIMEOUTS,
                 ),
             )
@@ -170,4 +202,43 @@ class ClusterApi(pulumi.ComponentResource):
         self.tenant_image_schematic = talos.imagefactory.Schematic(
             f"{name}-tenant-image-schematic", schematic=schematic_yaml(TENANT_EXTENSIONS),
             opts=pulumi.ResourceOptions(parent=self))
+        self._golden_images(name, args, provider)
         self.register_outputs({"namespace": ns.name})
+
+    def _golden_images(self, name: str, args: ClusterApiArgs, provider: k8s.Provider) -> None:
+        """One golden image per Talos version in use (components.tenant_images), imported after
+        the schematic exists and CDI runs (``args.depends_on``: virtualization). Tenants wait for
+        this component, hence for their image, before creating VMs. The set derives from the whole
+        tenant list of the config (identical in every parallel plan worker); it changes only when a
+        tenant brings a new Talos version or the last tenant of one leaves."""
+        cfg = args.config
+        images_ns = PlatformNamespace(
+            f"{name}-images-namespace",
+            # CDI's importer and clone source pods set a restricted security context.
+            # Ref: CDI v1.66.0 pkg/controller/common/util.go (SetRestrictedSecurityContext),
+            # import-controller.go, clone-controller.go.
+            PlatformNamespaceArgs(name=tenant_images.NAMESPACE, depends_on=args.depends_on),
+            provider, opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[images_ns])
+        for obj in [*tenant_images.network_policies(), tenant_images.clone_role()]:
+            register(f"{name}-images-{obj['metadata']['name']}", obj, in_ns)
+        self.golden_images = {}
+        for version in tenant_images.talos_versions(cfg):
+            image = tenant_images.image_name(version)
+            dv = register(
+                f"{name}-image-{image}", tenant_images.golden_data_volume(cfg, version),
+                pulumi.ResourceOptions(
+                    parent=self, provider=provider,
+                    depends_on=[images_ns, self.tenant_image_schematic, *args.depends_on],
+                    custom_timeouts=pulumi.CustomTimeouts(create=f"{tenant_images.IMPORT_TIMEOUT_MINUTES}m"),
+                    # CDI refuses changes to a DataVolume's spec (e.g. a new infra storage class;
+                    # CDI v1.66.0 pkg/apiserver/webhooks/datavolume-validate.go "Cannot update DataVolume Spec"):
+                    # re-import under the same name instead. Existing VM disks are independent clones.
+                    replace_on_changes=["spec"], delete_before_replace=True,
+                ),
+            )
+            self.golden_images[version] = register(
+                f"{name}-image-{image}-source", tenant_images.data_source(version),
+                pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[dv]),
+            )

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from components.common import MANAGED_BY
 from components.contracts import TENANT_NAMESPACE_LABEL, hostnames
-from components.tenant_talos import controlplane_patches, disk_image_url, strategic_patches, worker_patches
+from components.tenant_images import source_ref
+from components.tenant_talos import controlplane_patches, strategic_patches, worker_patches
 from stacks.config import MachineShape, PlatformConfig, Tenant, WorkerPool
 
 CLUSTER_API = "cluster.x-k8s.io/v1beta2"
@@ -43,6 +45,16 @@ EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
 # Services with the same key share one LB IPAM address (ports must not overlap): the tenant's API
 # and apps endpoints (components.tenant_apps). Ref: cilium v1.20 lb-ipam.rst "Sharing Keys".
 LB_SHARING_KEY = "lbipam.cilium.io/sharing-key"
+
+# The node name must be the KubevirtMachine's name: CAPK looks up the workload Node by that name
+# to set its ``kubevirt://<KubevirtMachine>`` providerID (which links Node and Machine) and drains
+# only that Node. CACPPT names Machines ``<TalosControlPlane>-xxxxx`` but their KubevirtMachines
+# ``<template>-xxxxx``, so ``MachineName`` would leave control-plane Nodes without providerID or
+# nodeRef. ``InfrastructureName`` is the Machine's ``spec.infrastructureRef.name``.
+# Ref: CAPK v0.11.2 controllers/kubevirtmachine_controller.go (updateNodeProviderID),
+# pkg/kubevirt/machine.go (GenerateProviderID); CABPT v0.6.12 api/v1alpha3/talosconfig_types.go
+# (HostnameSourceInfrastructureName), controllers/talosconfig_controller.go.
+HOSTNAME = {"source": "InfrastructureName"}
 
 BOOT_VOLUME = "boot"
 # CAPI rolls one extra machine per machine set at a time (never fewer than desired): the namespace
@@ -135,9 +147,23 @@ def vm_labels(tenant: Tenant, machine_set: str) -> dict[str, str]:
     return {TENANT_NAMESPACE_LABEL: tenant.name, MACHINE_SET_LABEL: machine_set}
 
 
-def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str) -> dict[str, Any]:
-    """A KubeVirt VM booting a fresh copy of the Talos openstack image (CDI imports it over http
-    into the boot DataVolume; CAPK prefixes DataVolume names with the machine name)."""
+def spread(labels: dict[str, str], required: bool) -> dict[str, Any]:
+    """Anti-affinity of a machine set's VMs across servers. Preferred for workers (a pool may be
+    larger than the host count). Required for a multi-VM control plane: two etcd members on one
+    server would restart together, with new addresses, and could take quorum with them (config
+    validation keeps a server free for the rolling-update surge VM:
+    stacks.config.tenant_control_plane_problems)."""
+    term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    if required:
+        return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+
+
+def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str,
+                          spread_required: bool = False) -> dict[str, Any]:
+    """A KubeVirt VM booting a copy of the Talos openstack image: CDI clones the boot DataVolume
+    from the golden image of the tenant's Talos version (components.tenant_images; imported once,
+    nothing is downloaded per VM). CAPK prefixes DataVolume names with the machine name."""
     labels = vm_labels(tenant, machine_set)
     return {
         "template": {
@@ -151,7 +177,7 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
                         "dataVolumeTemplates": [{
                             "metadata": {"name": BOOT_VOLUME},
                             "spec": {
-                                "source": {"http": {"url": disk_image_url(tenant.talos_version)}},
+                                "sourceRef": source_ref(tenant.talos_version),
                                 "storage": {
                                     "accessModes": ["ReadWriteOnce"],
                                     "resources": {"requests": {"storage": f"{shape.disk_gib}Gi"}},
@@ -175,13 +201,7 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
                                 },
                                 "evictionStrategy": "External",
                                 "volumes": [{"name": BOOT_VOLUME, "dataVolume": {"name": BOOT_VOLUME}}],
-                                "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                                    "weight": 100,
-                                    "podAffinityTerm": {
-                                        "labelSelector": {"matchLabels": labels},
-                                        "topologyKey": "kubernetes.io/hostname",
-                                    },
-                                }]}},
+                                "affinity": {"podAntiAffinity": spread(labels, required=spread_required)},
                             },
                         },
                     },
@@ -191,8 +211,9 @@ def machine_template_spec(cfg: PlatformConfig, tenant: Tenant, shape: MachineSha
     }
 
 
-def machine_template(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str) -> dict[str, Any]:
-    spec = machine_template_spec(cfg, tenant, shape, machine_set)
+def machine_template(cfg: PlatformConfig, tenant: Tenant, shape: MachineShape, machine_set: str,
+                     spread_required: bool = False) -> dict[str, Any]:
+    spec = machine_template_spec(cfg, tenant, shape, machine_set, spread_required)
     return {
         "apiVersion": INFRA_API,
         "kind": "KubevirtMachineTemplate",
@@ -219,7 +240,7 @@ def control_plane(cfg: PlatformConfig, tenant: Tenant, template: dict[str, Any])
                 "controlplane": {
                     "generateType": "controlplane",
                     "talosVersion": tenant.talos_version,
-                    "hostname": {"source": "MachineName"},
+                    "hostname": dict(HOSTNAME),
                     "strategicPatches": strategic_patches(controlplane_patches(cfg, tenant)),
                 },
             },
@@ -234,7 +255,7 @@ def config_template(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool) -> di
             "spec": {
                 "generateType": "join",
                 "talosVersion": tenant.talos_version,
-                "hostname": {"source": "MachineName"},
+                "hostname": dict(HOSTNAME),
                 "strategicPatches": strategic_patches(worker_patches(cfg, tenant)),
             },
         },
@@ -245,6 +266,25 @@ def config_template(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool) -> di
         "metadata": _meta(f"{pool_name(tenant, pool)}-{_spec_hash(spec)}", namespace(cfg, tenant), tenant),
         "spec": spec,
     }
+
+
+def deletion(cfg: PlatformConfig) -> dict[str, int]:
+    """Bounded drain and volume detach of a deleted worker: CAPI's default (0) waits forever
+    outside whole-cluster deletion, so one unevictable pod (a PodDisruptionBudget at its minimum)
+    or a volume kubevirt-csi cannot unplug would hang every pool shrink, rollout and remediation.
+    CACPPT v0.5.12 has no such fields for control-plane machines (its CRD has none).
+    Ref: CAPI v1.14.0 MachineDeployment spec.template.spec.deletion (CRD, v1beta2)."""
+    return {
+        "nodeDrainTimeoutSeconds": cfg.cluster_api.node_drain_timeout_seconds,
+        "nodeVolumeDetachTimeoutSeconds": cfg.cluster_api.node_volume_detach_timeout_seconds,
+    }
+
+
+def machine_delete_timeout_minutes(cfg: PlatformConfig) -> int:
+    """How long deleting a MachineDeployment may take: each machine set deletes its machines in
+    parallel, each bounded by drain + detach, plus room for the VM to stop and CAPI to clean up."""
+    api = cfg.cluster_api
+    return math.ceil((api.node_drain_timeout_seconds + api.node_volume_detach_timeout_seconds) / 60) + 15
 
 
 def machine_deployment(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool,
@@ -266,6 +306,7 @@ def machine_deployment(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool,
                 "spec": {
                     "clusterName": cluster_name(tenant),
                     "version": k8s_version(tenant),
+                    "deletion": deletion(cfg),
                     "bootstrap": {"configRef": {"apiGroup": BOOTSTRAP_GROUP, "kind": "TalosConfigTemplate",
                                                 "name": bootstrap["metadata"]["name"]}},
                     "infrastructureRef": {"apiGroup": INFRA_GROUP, "kind": "KubevirtMachineTemplate",
@@ -278,7 +319,7 @@ def machine_deployment(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool,
 
 def health_check(cfg: PlatformConfig, tenant: Tenant, pool: WorkerPool) -> dict[str, Any]:
     """Replace workers whose node never comes up or stays NotReady. Timeouts leave room for the
-    first boot (image import) and for Cilium, which ArgoCD installs once the API is up (nodes are
+    first boot (boot disk clone) and for Cilium, which ArgoCD installs once the API is up (nodes are
     NotReady until then). Pools of 3+ stop remediating when 40% are unhealthy at once: that is an
     outage of the host or the network, not of the machines. The control plane has no health check:
     CACPPT does not remediate."""
@@ -329,7 +370,8 @@ class ClusterObjects:
 
 
 def cluster_objects(cfg: PlatformConfig, tenant: Tenant) -> ClusterObjects:
-    cp_template = machine_template(cfg, tenant, tenant.control_plane, control_plane_name(tenant))
+    cp_template = machine_template(cfg, tenant, tenant.control_plane, control_plane_name(tenant),
+                                   spread_required=tenant.control_plane.replicas > 1)
     pools = []
     for pool in tenant.worker_pools:
         tpl = machine_template(cfg, tenant, pool, pool_name(tenant, pool))

@@ -64,7 +64,14 @@ from components.contracts import (
 from components.namespace import PlatformNamespace
 from components.netbird import Netbird, PlatformNamespaceArgs
 from components.tenant_apps import apps_ingress_policy, apps_service
-from components.tenant_capi import ClusterObjects, cluster_objects, kubeconfig_secret_name, namespace
+from components.tenant_capi import (
+    ClusterObjects,
+    cluster_objects,
+    kubeconfig_secret_name,
+    machine_delete_timeout_minutes,
+    namespace,
+)
+from components.tenant_images import clone_binding, tenant_upload_ingress
 from components.tenant_gitops import TenantGitOps, TenantGitOpsArgs
 from components.tenant_identity import TenantClusterIdentity, TenantClusterIdentityArgs
 from components.k8s_objects import register as k8s_object
@@ -76,7 +83,7 @@ from components.timeouts import TENANT_CLUSTER_DELETE_TIMEOUTS, TENANT_CONTROL_P
 from components.vault import Vault
 from stacks.config import PlatformConfig, Tenant
 
-# The control plane answers once its first VM imported its disk, booted and bootstrapped etcd.
+# The control plane answers once its first VM cloned its boot disk, booted and bootstrapped etcd.
 CONTROL_PLANE_INITIALIZED = "jsonpath={.status.initialized}=true"
 # In components/timeouts.py, with what must outlive them (the Vault provider token).
 CONTROL_PLANE_TIMEOUTS = TENANT_CONTROL_PLANE_TIMEOUTS
@@ -90,6 +97,9 @@ class TenantClusterArgs:
     # The Image Factory schematic of the tenants' Talos image (components.cluster_api): the VM
     # templates wait for it.
     image_schematic: pulumi.Resource
+    # The golden boot image (CDI DataSource, components.tenant_images) of the tenant's Talos
+    # version, which every VM disk is cloned from (components.cluster_api.ClusterApi.golden_images).
+    boot_image: pulumi.Resource | None = None
     depends_on: Sequence[pulumi.Resource] = ()  # Cluster API providers, KubeVirt/CDI (their CRDs)
     argocd: pulumi.Resource | None = None  # ArgoCD: its CRDs; None leaves the tenant out of GitOps
     # Platform services the tenant wires itself to; None leaves that part out (see the docstring).
@@ -110,6 +120,7 @@ class TenantCluster(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:tenants:TenantCluster", name, None, opts)
         cfg, tenant = args.config, args.tenant
+        self._cfg = cfg
         protect = not tenant.allow_deletion
         self.namespace = namespace(cfg, tenant)
 
@@ -123,14 +134,19 @@ class TenantCluster(pulumi.ComponentResource):
         )
         local = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns])
         for obj in [resource_quota(cfg, tenant), limit_range(cfg, tenant),
-                    *network_policies(cfg, tenant, CONTROLLER_LABELS), apps_ingress_policy(cfg, tenant)]:
+                    *network_policies(cfg, tenant, CONTROLLER_LABELS), apps_ingress_policy(cfg, tenant),
+                    tenant_upload_ingress(self.namespace)]:
             k8s_object(f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, local)
+        # The tenant's VMs may clone the golden boot images (components.tenant_images): a binding
+        # in the images namespace, this tenant's own (created with it, deleted with it).
+        k8s_object(f"{name}-golden-image-clone", clone_binding(tenant, self.namespace), local)
         # *.apps.<tenant>.<zone>: published by ExternalDNS from this Service (components.tenant_apps).
         k8s_object(f"{name}-apps-service", apps_service(cfg, tenant), local)
 
         # --- Cluster API -------------------------------------------------------------------------
         objs = cluster_objects(cfg, tenant)
-        self._capi(name, objs, provider, ns, args.image_schematic, protect)
+        boot = [args.image_schematic, *([args.boot_image] if args.boot_image is not None else [])]
+        self._capi(name, objs, provider, ns, boot, protect)
 
         # --- the tenant's kubeconfig and provider ------------------------------------------------
         secret_id = self.control_plane.id.apply(lambda _: f"{self.namespace}/{kubeconfig_secret_name(tenant)}")
@@ -209,7 +225,7 @@ class TenantCluster(pulumi.ComponentResource):
         })
 
     def _capi(self, name: str, objs: ClusterObjects, provider: k8s.Provider, ns: pulumi.Resource,
-              schematic: pulumi.Resource, protect: bool) -> None:
+              boot: Sequence[pulumi.Resource], protect: bool) -> None:
         """The Cluster (CAPI waits for the objects it references), the infrastructure and templates,
         then the control plane (awaited until its API answers; it cannot initialise before the
         Cluster exists, so the Cluster must not wait for it), then the worker machine sets.
@@ -226,7 +242,7 @@ class TenantCluster(pulumi.ComponentResource):
                                           deleted_with=self.cluster, **kw)
 
         k8s_object(f"{name}-kubevirt-cluster", objs.kubevirt_cluster, opts(protect=protect))
-        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(schematic))
+        cp_template = k8s_object(f"{name}-control-plane-template", objs.control_plane_template, opts(*boot))
         control_plane = dict(objs.control_plane)
         control_plane["metadata"] = {**control_plane["metadata"],
                                      "annotations": {"pulumi.com/waitFor": CONTROL_PLANE_INITIALIZED}}
@@ -235,9 +251,13 @@ class TenantCluster(pulumi.ComponentResource):
                                              custom_timeouts=CONTROL_PLANE_TIMEOUTS))
         for p in objs.pools:
             pool = p.pool.name
-            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(schematic))
+            template = k8s_object(f"{name}-{pool}-template", p.machine_template, opts(*boot))
             bootstrap = k8s_object(f"{name}-{pool}-bootstrap", p.config_template, opts())
-            k8s_object(f"{name}-{pool}-machines", p.machine_deployment, opts(self.cluster, template, bootstrap))
+            # Shrinking a pool or removing it waits for CAPI to drain and delete its machines,
+            # each bounded by the deletion timeouts of components.tenant_capi.deletion.
+            k8s_object(f"{name}-{pool}-machines", p.machine_deployment, opts(
+                self.cluster, template, bootstrap,
+                custom_timeouts=pulumi.CustomTimeouts(delete=f"{machine_delete_timeout_minutes(self._cfg)}m")))
             k8s_object(f"{name}-{pool}-health-check", p.health_check, opts(self.cluster))
 
 

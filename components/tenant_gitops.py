@@ -38,6 +38,14 @@ MANAGER_SA = "argocd-manager"
 MANAGER_NAMESPACE = "kube-system"
 MANAGER_TOKEN = "argocd-manager-token"
 CILIUM_REPO = versions.CHARTS["cilium"].repo
+# The management cluster's Cilium keeps the chart's default tunnel port (values.yaml tunnelPort: 0
+# = 8472 for VXLAN, 6081 for Geneve; components.cilium sets none). Tenant Cilium runs inside VMs
+# on that same host and tunnels again: CAPK's FAQ asks nested clusters for a port of their own,
+# so the inner tunnel's UDP flows are never mistaken for the outer one's.
+# Ref: CAPK v0.11.2 docs/faq.md ("How do I use x CNI with cluster?"); cilium chart 1.20.0
+# values.yaml tunnelPort.
+MANAGEMENT_TUNNEL_PORTS = {"vxlan": 8472, "geneve": 6081}
+TENANT_TUNNEL_PORTS = {"vxlan": 8473, "geneve": 6082}
 # Pulumi waits until ArgoCD reports the tenant's CNI healthy: workloads (the CSI node plugin)
 # come after it. Ref: pulumi-kubernetes CHANGELOG v4.18 "pulumi.com/waitFor".
 CILIUM_READY = "jsonpath={.status.health.status}=Healthy"
@@ -62,7 +70,7 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
 def cilium_values(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
     """Cilium on Talos (siderolabs docs "Deploying Cilium CNI": KubePrism, no kube-proxy, cgroup v2
     mounted by Talos, no SYS_MODULE) with the nested-virtualisation MTU (cilium#38828; Cozystack
-    pins 1350 in KubeVirt tenants)."""
+    pins 1350 in KubeVirt tenants) and a tunnel port distinct from the management cluster's."""
     nodes = tenant.control_plane.replicas + sum(p.replicas for p in tenant.worker_pools)
     return {
         "ipam": {"mode": "kubernetes"},
@@ -79,6 +87,7 @@ def cilium_values(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:
         },
         "routingMode": "tunnel",
         "tunnelProtocol": cfg.cilium.tunnel_protocol,
+        "tunnelPort": TENANT_TUNNEL_PORTS[cfg.cilium.tunnel_protocol],
         "MTU": cfg.cilium.tenant_mtu,
         "operator": {"replicas": 2 if nodes >= 2 else 1},
         "hubble": {"enabled": True, "relay": {"enabled": False}, "ui": {"enabled": False}},

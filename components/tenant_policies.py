@@ -2,7 +2,7 @@
 renderers; the namespace itself is a ``components.namespace.PlatformNamespace``, which already
 denies everything both ways and allows DNS to kube-dns).
 
-What a tenant's pods (virt-launcher pods of its VMs, CDI importer pods, the kubevirt-csi
+What a tenant's pods (virt-launcher pods of its VMs, CDI upload and importer pods, the kubevirt-csi
 controller) may do, and nothing more:
 
 - talk to each other (VM to VM, nodes to the API load balancer's backends, CSI controller to the
@@ -23,16 +23,15 @@ Ref: cilium CiliumNetworkPolicy v2 (../shared/schemas/cilium/crd-jsonschema), to
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from components import network_policy as netpol
+from components import tenant_capacity
 from components.common import MANAGED_BY
 from components.contracts import TALOS_API_PORT, TENANT_API_PORT, TENANT_NAMESPACE_LABEL, TRAEFIK_NAMESPACE
 from components.tenant_capi import (
     CLUSTER_NAME_LABEL,
     CONTROL_PLANE_ROLE,
-    MAX_SURGE,
     ROLE_LABEL,
     cluster_name,
     namespace,
@@ -40,13 +39,6 @@ from components.tenant_capi import (
 from stacks.config import PlatformConfig, Tenant
 
 TRAEFIK_WEBSECURE_POD_PORT = 8443  # traefik chart 41.3.0 values.yaml ports.websecure.port
-# CDI reserves this share of a Filesystem volume for the file system: a DataVolume of N GiB asks
-# for a PVC of N / (1 - overhead). Ref: CDI v1.66.0 pkg/common/common.go DefaultGlobalOverhead.
-CDI_FILESYSTEM_OVERHEAD = 0.06
-# Room for the tenant's small pods: the kubevirt-csi controller (see tenant_storage), CDI importer
-# pods while boot disks import (CDI default requests 100m / 60M each) and hotplug attachment pods.
-AUX_CPU_MILLI = 1000
-AUX_MEMORY_MIB = 1024
 # Containers that declare no requests get these (the quota requires requests on every pod).
 DEFAULT_REQUEST = {"cpu": "50m", "memory": "64Mi"}
 
@@ -55,34 +47,10 @@ DEFAULT_REQUEST = {"cpu": "50m", "memory": "64Mi"}
 # Quota
 # --------------------------------------------------------------------------------------------
 
-def _with_overhead(gib: int) -> int:
-    return math.ceil(gib / (1 - CDI_FILESYSTEM_OVERHEAD))
-
-
 def quota_hard(cfg: PlatformConfig, tenant: Tenant) -> dict[str, str]:
-    """The tenant's size: every VM of every machine set plus one surge VM per set (CAPI rolls
-    one extra machine at a time on upgrades; without room for it a rollout would hang), each with
-    hostCapacity.vmOverhead; boot disks plus the tenant's own volumes with CDI's file system
-    overhead; one LoadBalancer Service (the API). Imports over http into a non-CSI storage class
-    (local-path) need no scratch or "prime" PVC; with a CSI infra class CDI's populators would
-    briefly hold a second PVC per importing disk (covered by the surge room for one VM per set)."""
-    ov = cfg.host_capacity.vm_overhead
-    cpu_milli = AUX_CPU_MILLI
-    memory_mib = AUX_MEMORY_MIB
-    storage_gib = _with_overhead(tenant.volume_storage_gib) if tenant.volume_storage_gib else 0
-    for count, shape in tenant.machines:
-        vms = count + MAX_SURGE if count else 0
-        cpu_milli += vms * round((shape.cpu + ov.cpu) * 1000)
-        memory_mib += vms * (shape.memory_gib * 1024 + ov.memory_mib)
-        storage_gib += vms * _with_overhead(shape.disk_gib)
-    return {
-        "requests.cpu": f"{cpu_milli}m",
-        "requests.memory": f"{memory_mib}Mi",
-        "requests.storage": f"{storage_gib}Gi",
-        # The API Service only. (No services.nodeports limit: a LoadBalancer Service allocates
-        # node ports by default and counts against it.)
-        "services.loadbalancers": "1",
-    }
+    """The tenant's size, derived from every object the program and the controllers (CAPK,
+    KubeVirt, CDI, kubevirt-csi) create in its namespace: components.tenant_capacity."""
+    return tenant_capacity.quota_hard(cfg, tenant)
 
 
 def resource_quota(cfg: PlatformConfig, tenant: Tenant) -> dict[str, Any]:

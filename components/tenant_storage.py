@@ -82,13 +82,19 @@ def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
 
 def infra_rules() -> list[dict[str, Any]]:
     """deploy/infra-cluster-service-account.yaml without the snapshot rule (no VolumeSnapshot
-    support is installed for tenants)."""
+    support is installed for tenants), plus ``virtualmachineinstances/removevolume``: since
+    kubevirt/csi-driver#184 (27b52aa) ControllerUnpublishVolume unplugs a volume from the VMI when
+    its VM is already gone (a CAPI/CAPK teardown race), through that subresource
+    (pkg/kubevirt/client.go RemoveVolumeFromVMI, a PUT, i.e. ``update``); the upstream deploy/
+    Role was not updated with it. Nothing in the driver calls ``virtualmachineinstances/addvolume``
+    (hot-plug goes through the VM, AddVolumeToVM), so that one is not granted."""
     return [
         {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes"], "verbs": ["get", "create", "delete"]},
         {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachineinstances", "virtualmachines"],
          "verbs": ["list", "get"]},
         {"apiGroups": ["subresources.kubevirt.io"],
-         "resources": ["virtualmachines/addvolume", "virtualmachines/removevolume"], "verbs": ["update"]},
+         "resources": ["virtualmachines/addvolume", "virtualmachines/removevolume",
+                       "virtualmachineinstances/removevolume"], "verbs": ["update"]},
         {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "patch"]},
     ]
 

@@ -24,6 +24,7 @@ from components.contracts import (
 from stacks.config import PlatformConfig, Tenant
 
 IMAGE_FACTORY = "factory.talos.dev"
+TENANT_PLATFORM = "openstack"  # the Talos platform of tenant VMs (disk image and installer)
 # The guest agent lets KubeVirt report the VM's addresses and shut it down cleanly. VM images
 # only: on bare metal it can make Talos reboot-loop (research notes §3).
 TENANT_EXTENSIONS: tuple[str, ...] = ("siderolabs/qemu-guest-agent",)
@@ -50,24 +51,23 @@ def schematic_id(extensions: tuple[str, ...] = TENANT_EXTENSIONS) -> str:
 
 def disk_image_url(talos_version: str, extensions: tuple[str, ...] = TENANT_EXTENSIONS) -> str:
     """``openstack-amd64.raw.xz``: openstack's disk image suffix; CDI imports raw.xz over http
-    without scratch space. Ref: image-factory docs/api.md; talos pkg/machinery/platforms."""
-    return f"https://{IMAGE_FACTORY}/image/{schematic_id(extensions)}/{talos_version}/openstack-amd64.raw.xz"
+    without scratch space, once per Talos version (components.tenant_images).
+    Ref: image-factory docs/api.md; talos pkg/machinery/platforms."""
+    return f"https://{IMAGE_FACTORY}/image/{schematic_id(extensions)}/{talos_version}/{TENANT_PLATFORM}-amd64.raw.xz"
 
 
 def installer_image(talos_version: str, extensions: tuple[str, ...] = TENANT_EXTENSIONS) -> str:
-    """Installer of the same schematic, so a ``talosctl upgrade`` keeps the extensions. The
-    platform-neutral form works for every supported Talos minor (research notes §3)."""
-    return f"{IMAGE_FACTORY}/installer/{schematic_id(extensions)}:{talos_version}"
+    """The **openstack** installer of the same schematic, so an upgrade keeps the extensions and the
+    platform the VMs boot with: the legacy ``installer/`` path is the metal installer, which would
+    reinstall the boot loader with the metal platform (``talos.platform=metal``) on every upgrade.
+    Ref: siderolabs/image-factory docs/api.md ("installer Image": ``<platform>-installer/<schematic>``),
+    internal/frontend/http/registry.go (getRequestedImage)."""
+    return f"{IMAGE_FACTORY}/{TENANT_PLATFORM}-installer/{schematic_id(extensions)}:{talos_version}"
 
 
 # --------------------------------------------------------------------------------------------
 # Machine config patches (CABPT/CACPPT ``strategicPatches``)
 # --------------------------------------------------------------------------------------------
-
-def talos_minor(tenant: Tenant) -> tuple[int, int]:
-    major, minor = tenant.talos_version.removeprefix("v").split(".")[:2]
-    return int(major), int(minor)
-
 
 def oidc_issuer(cfg: PlatformConfig, tenant: Tenant) -> str:
     return authentik_issuer_url(cfg, tenant_oidc_slug(tenant.name))
@@ -89,22 +89,17 @@ def network_patches(cfg: PlatformConfig, tenant: Tenant) -> list[dict[str, Any]]
     """The VM's link MTU for nested encapsulation (tenant VXLAN inside the management cluster's).
 
     Talos 1.12 configures links with typed documents (``LinkAliasConfig`` + ``LinkConfig``,
-    ``DHCPv4Config`` keeps the address from KubeVirt's DHCP); Talos 1.11 only knows
-    ``machine.network.interfaces`` (hidden from the v1.13 JSON schema, ``docgen:nodoc``, but still a
-    field of the v1.13 machinery types CABPT patches with: v1alpha1_types.go MachineNetwork).
+    ``DHCPv4Config`` keeps the address from KubeVirt's DHCP). Every supported tenant minor
+    (versions.TENANT_VERSION_MATRIX) has them.
     Ref: talos v1.12.11 website/content/v1.12/reference/configuration/network/linkaliasconfig.md.
     """
     mtu = cfg.cilium.tenant_mtu
-    if talos_minor(tenant) >= (1, 12):
-        return [
-            {"apiVersion": "v1alpha1", "kind": "LinkAliasConfig", "name": TENANT_LINK_ALIAS,
-             "selector": {"match": 'link.driver == "virtio_net"'}},
-            {"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": TENANT_LINK_ALIAS, "mtu": mtu},
-            {"apiVersion": "v1alpha1", "kind": "DHCPv4Config", "name": TENANT_LINK_ALIAS},
-        ]
-    return [{"machine": {"network": {"interfaces": [
-        {"deviceSelector": {"driver": "virtio_net"}, "dhcp": True, "mtu": mtu},
-    ]}}}]
+    return [
+        {"apiVersion": "v1alpha1", "kind": "LinkAliasConfig", "name": TENANT_LINK_ALIAS,
+         "selector": {"match": 'link.driver == "virtio_net"'}},
+        {"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": TENANT_LINK_ALIAS, "mtu": mtu},
+        {"apiVersion": "v1alpha1", "kind": "DHCPv4Config", "name": TENANT_LINK_ALIAS},
+    ]
 
 
 def common_patch(tenant: Tenant) -> dict[str, Any]:

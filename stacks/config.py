@@ -668,6 +668,26 @@ class ClusterApi(Model):
         default="tenant-", pattern=r"^([a-z][a-z0-9-]{0,19})?$",
         description="Prefix of each tenant's namespace (prefix + tenant name must be a DNS label).",
     )
+    # CAPI waits without limit for a drain or a volume detach when these are 0 (its default), which
+    # hangs every pool shrink, rolling upgrade or health-check replacement behind one stuck pod or
+    # volume. Ref: CAPI v1.14.0 MachineDeployment spec.template.spec.deletion (CRD descriptions).
+    node_drain_timeout_seconds: int = Field(
+        default=600, ge=1, le=86_400,
+        description="How long Cluster API drains a worker node before deleting its machine anyway "
+        "(MachineDeployment deletion.nodeDrainTimeoutSeconds; 0, CAPI's default, would wait forever).",
+    )
+    node_volume_detach_timeout_seconds: int = Field(
+        default=300, ge=1, le=86_400,
+        description="How long Cluster API waits for a deleted worker's volumes to detach "
+        "(MachineDeployment deletion.nodeVolumeDetachTimeoutSeconds; never 0 = forever).",
+    )
+    github_token: SecretValue | None = Field(
+        default=None,
+        description="GitHub token the Cluster API operator uses to fetch provider releases (its docs ask "
+        "for the 'repo' scope only); optional but recommended: without it the operator may exceed "
+        "GitHub's API rate limit. Secret only: `pulumi config set --secret --path "
+        "'weebo-platform:clusterApi.githubToken' <token>`.",
+    )
 
 
 class KubevirtCsi(Model):
@@ -913,6 +933,41 @@ class Tenant(Model):
         return [(self.control_plane.replicas, self.control_plane)] + [(p.replicas, p) for p in self.worker_pools]
 
 
+def tenant_control_plane_problems(cfg: "PlatformConfig") -> list[ConfigProblem]:
+    """A tenant with more than one control-plane VM needs at least as many management servers.
+
+    Tenant VMs sit on the management cluster's pod network (KubeVirt, Cilium), which cannot keep
+    a VM's address across a restart: Cilium has no persistent pod IPs (cilium/cilium#17026), the
+    masquerade binding gives every guest the same private address, and a secondary network with
+    static MACs and DHCP reservations (Multus, kube-ovn) is not part of this platform (CAPK v0.11.2
+    docs/faq.md lists exactly these workarounds). A control-plane VM that restarts comes back with
+    a new address; Talos then updates its etcd member's peer URLs, which needs quorum of the
+    others (siderolabs/talos#6106, #12720). That works one VM at a time; on a single server a
+    reboot restarts every control-plane VM at once and etcd never regains quorum. Hence one
+    control-plane VM per server (required anti-affinity, components.tenant_capi.spread), plus a
+    free server for the VM CACPPT adds while it rolls the control plane (maxSurge 1); a single-VM
+    control plane (its own quorum) is always allowed. Recovery of a lost quorum: README "Tenant
+    lifecycle" (etcd snapshot restore).
+    """
+    mc = cfg.management_cluster
+    servers = len(mc.nodes) if mc.provisioner == "ovh-talos" else 0
+    surge = 1  # components.tenant_capi.MAX_SURGE (that module imports this one)
+    out: list[ConfigProblem] = []
+    for i, t in enumerate(cfg.tenants):
+        replicas = t.control_plane.replicas
+        if replicas > 1 and servers < replicas + surge:
+            where = (f"the management cluster has {servers} server(s)" if mc.provisioner == "ovh-talos"
+                     else "the servers of an existing management cluster are not declared")
+            out.append(ConfigProblem(
+                path=f"tenants[{i}].controlPlane.replicas",
+                problem=f"{replicas} control-plane VMs but {where}: their addresses change when they restart "
+                "together, and etcd loses quorum for good",
+                hint="use controlPlane.replicas: 1 (etcd snapshots for recovery), or give the management "
+                f"cluster {replicas + surge} servers: one per control-plane VM and one for the rolling-update VM",
+            ))
+    return out
+
+
 class PlatformConfig(Model):
     """One environment: the whole ``weebo-platform`` namespace of a stack file."""
 
@@ -1126,6 +1181,9 @@ def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> 
             if na.overlaps(nb):
                 p.append(ConfigProblem(path=pb, problem=f"{nb} overlaps {pa} ({na})",
                                        hint="give every cluster its own pod and service ranges"))
+
+    if "managementCluster" not in failed:  # it counts the management cluster's servers
+        p.extend(tenant_control_plane_problems(cfg))
 
     # Capacity: the sum of tenant VM requests (plus per-VM overhead) must fit the host.
     ov = cfg.host_capacity.vm_overhead

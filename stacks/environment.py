@@ -191,6 +191,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
                 # Tenant VM disks are claims on the management cluster's StorageClass.
                 depends_on=[cluster_api, virtualization, *storage],
                 image_schematic=cluster_api.tenant_image_schematic,
+                boot_image=cluster_api.golden_images[tenant.talos_version],
                 authentik=authentik,
                 vault=vault,
                 argocd=argocd,

@@ -116,7 +116,7 @@ def test_every_pair_of_the_matrix_is_accepted(talos, kubernetes):
     ("v1.13.9", "1.36.3", "tenants[0].talosVersion"),  # CACPPT v0.5.12 stops at Talos 1.12
     ("v1.10.9", "1.33.6", "tenants[0].talosVersion"),  # no longer offered
     ("v1.12.11", "1.36.0", "tenants[0].kubernetesVersion"),  # Talos 1.12 stops at 1.35
-    ("v1.11.6", "1.35.4", "tenants[0].kubernetesVersion"),  # Talos 1.11 stops at 1.34
+    ("v1.11.6", "1.34.1", "tenants[0].talosVersion"),  # Talos 1.11 is end of life
     ("v1.12.11", "1.30.14", "tenants[0].kubernetesVersion"),  # below CAPI v1.14's workload floor
 ])
 def test_unsupported_tenant_versions_are_rejected(talos, kubernetes, path):
@@ -133,3 +133,83 @@ def test_the_matrix_stays_within_what_the_pinned_providers_support():
         assert tuple(map(int, talos.split("."))) <= (1, 12)
         for k in minors:
             assert (1, 31) <= tuple(map(int, k.split("."))) <= (1, 35)
+
+
+# --- GitHub token (operator rate limit) --------------------------------------------------------
+
+GITHUB_TOKEN = "offline-test-github-token-7f3a"
+
+
+@pytest.fixture(scope="module")
+def token_plan():
+    return plan(base_raw(clusterApi={"githubToken": GITHUB_TOKEN}), secret_keys=frozenset({"clusterApi"}))
+
+
+def test_without_a_token_providers_have_no_config_secret(prod_plan):
+    m = prod_plan.monitor
+    for p in cluster_api.PROVIDERS:
+        cr = _one(m, f"kubernetes:operator.cluster.x-k8s.io/v1alpha2:{p.kind}",
+                  f"cluster-api-{p.namespace.removesuffix('-system')}")
+        assert "configSecret" not in cr.input("spec")
+    assert not [r for r in m.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-config")
+                and r.name.startswith("cluster-api-")]
+
+
+def test_the_github_token_reaches_every_provider_as_a_secret_in_its_namespace(token_plan):
+    from stacks.mocks import contains_secret
+
+    m = token_plan.monitor
+    for p in cluster_api.PROVIDERS:
+        short = p.namespace.removesuffix("-system")
+        cr = _one(m, f"kubernetes:operator.cluster.x-k8s.io/v1alpha2:{p.kind}", f"cluster-api-{short}")
+        spec = cr.input("spec")
+        # The operator reads the Secret from the provider's own namespace, key "github-token".
+        assert spec["configSecret"] == {"name": cluster_api.CONFIG_SECRET, "namespace": p.namespace}
+        validate_custom_resource({k: v for k, v in cr.input().items() if k != "__defaults"})
+        secret = _one(m, "kubernetes:core/v1:Secret", f"cluster-api-{short}-config")
+        assert secret.input("metadata", "namespace") == p.namespace
+        assert secret.input("metadata", "name") == cluster_api.CONFIG_SECRET
+        assert contains_secret(secret.inputs["stringData"])
+        assert secret.input("stringData") == {"github-token": GITHUB_TOKEN}
+        assert m.depends_on(cr, secret)
+
+
+def test_the_github_token_never_reaches_the_plan_files(token_plan, tmp_path):
+    from stacks.plan import write_plan
+
+    write_plan(token_plan, tmp_path / "plan")
+    for f in (tmp_path / "plan").rglob("*"):
+        if f.is_file():
+            assert GITHUB_TOKEN not in f.read_text(), f
+
+
+def test_a_github_token_in_clear_is_refused():
+    with pytest.raises(ConfigError) as err:
+        config(base_raw(clusterApi={"githubToken": GITHUB_TOKEN}))
+    assert [p.path for p in err.value.problems] == ["clusterApi.githubToken"]
+
+
+# --- Renovate guard: no Cluster API that drops the v1beta1 contract ----------------------------
+
+def test_renovate_keeps_cluster_api_below_v1_16():
+    import json
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from stacks.loader import ROOT
+
+    rules = json.loads((ROOT / "renovate.json").read_text())["packageRules"]
+    [cap] = [r for r in rules if "kubernetes-sigs/cluster-api" in r.get("matchPackageNames", [])
+             and "allowedVersions" in r]
+    # Renovate refuses allowedVersions together with matchUpdateTypes in one rule.
+    assert "matchUpdateTypes" not in cap
+    assert cap["matchPackageNames"] == ["kubernetes-sigs/cluster-api"]  # providers are not capped
+    allowed = SpecifierSet(cap["allowedVersions"].replace(" ", ""))
+    assert Version(versions.CAPI_CORE_VERSION.removeprefix("v")) in allowed
+    assert Version("1.15.9") in allowed
+    assert Version("1.16.0") not in allowed and Version("2.0.0") not in allowed
+    # The reason sits next to the pin.
+    text = (ROOT / "versions.py").read_text()
+    before_pin = text[:text.index('CAPI_CORE_VERSION = "')].rsplit("\n\n", 1)[-1]
+    assert "v1.16" in before_pin and "v1beta1" in before_pin

@@ -130,7 +130,7 @@ def test_tenant_cidrs_must_not_overlap_the_management_cluster():
     ("v1.13.9", "1.36.3", "tenants[0].talosVersion"),  # CACPPT 0.5.12 stops at Talos 1.12
     ("v1.10.9", "1.33.6", "tenants[0].talosVersion"),
     ("v1.12.11", "1.36.3", "tenants[0].kubernetesVersion"),
-    ("v1.11.6", "1.35.4", "tenants[0].kubernetesVersion"),
+    ("v1.11.6", "1.34.1", "tenants[0].talosVersion"),  # end of life
 ])
 def test_unsupported_tenant_version_pairs_are_rejected(talos, k8s, path):
     raw = base_raw(tenants=[tenant("alpha", 0, talosVersion=talos, kubernetesVersion=k8s)])

@@ -69,7 +69,14 @@ def valid_raw(draw: st.DrawFn) -> dict[str, Any]:
                               controlPlane={"replicas": draw(st.sampled_from([1, 3])), "cpu": 2, "memoryGib": 4,
                                             "diskGib": 20}))
     shares = draw(st.integers(1, 10))
+    management = base_raw()["managementCluster"]
+    if any(t["controlPlane"]["replicas"] > 1 for t in tenants):
+        # A multi-VM tenant control plane needs a server per VM plus one (stacks.config
+        # tenant_control_plane_problems): three workers beside the control-plane server.
+        management["nodes"] += [{"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
+                                 "address": f"51.0.0.1{i}", "role": "worker"} for i in (2, 3, 4)]
     return base_raw(
+        managementCluster=management,
         tenants=tenants,
         traefik={"replicas": draw(st.integers(1, 10)), "dashboard": draw(st.booleans())},
         vault={"replicas": draw(st.sampled_from([1, 3, 5, 7])), "keyShares": shares,

@@ -9,7 +9,15 @@ import pytest
 import yaml
 
 import versions
-from components import tenant_capi, tenant_gitops, tenant_identity, tenant_policies, tenant_storage, tenant_talos
+from components import (
+    tenant_capi,
+    tenant_gitops,
+    tenant_identity,
+    tenant_images,
+    tenant_policies,
+    tenant_storage,
+    tenant_talos,
+)
 from components.contracts import (
     ARGOCD_NAMESPACE,
     OIDC_GROUPS_PREFIX,
@@ -22,6 +30,16 @@ from tests.helpers.factories import base_raw, config, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource, validate_talos_patch
 
 QEMU_GUEST_AGENT_SCHEMATIC = "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515"
+
+
+def servers(count: int) -> dict:
+    """A management cluster of ``count`` servers (one control plane, the others workers): four give
+    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
+    (stacks.config.tenant_control_plane_problems)."""
+    mc = base_raw()["managementCluster"]
+    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
+    return mc
 
 
 def _cfg(*tenants, **overrides):
@@ -42,18 +60,14 @@ def cfg():
                       "chart": "gha-runner-scale-set-controller", "targetRevision": "0.12.1", "namespace": "arc"},
                      {"name": "cnpg", "repoUrl": "https://cloudnative-pg.github.io/charts", "chart": "cloudnative-pg",
                       "targetRevision": "0.26.1", "namespace": "cnpg-system"}]),
-        tenant("legacy", 1, talosVersion="v1.11.6", kubernetesVersion="1.34.1"),
+        tenant("older", 1, talosVersion="v1.12.11", kubernetesVersion="1.34.1"),
+        managementCluster=servers(4),
     )
 
 
 @pytest.fixture(scope="module")
 def alpha(cfg):
     return cfg.tenants[0]
-
-
-@pytest.fixture(scope="module")
-def legacy(cfg):
-    return cfg.tenants[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,16 +104,24 @@ def test_v1beta2_references_are_api_group_kind_name(cfg, alpha):
     assert objs.control_plane["spec"]["infrastructureTemplate"]["name"] == cp_template
 
 
-def test_vms_boot_the_openstack_image_of_the_tenant_talos_version_without_ssh_check(cfg, alpha):
+def test_vms_clone_the_golden_openstack_image_of_their_talos_version_without_ssh_check(cfg, alpha):
     assert tenant_talos.schematic_id() == QEMU_GUEST_AGENT_SCHEMATIC
     objs = tenant_capi.cluster_objects(cfg, alpha)
     for tpl in [objs.control_plane_template, *(p.machine_template for p in objs.pools)]:
         spec = tpl["spec"]["template"]["spec"]
         assert spec["virtualMachineBootstrapCheck"] == {"checkStrategy": "none"}
         dv = spec["virtualMachineTemplate"]["spec"]["dataVolumeTemplates"][0]["spec"]
-        assert dv["source"]["http"]["url"] == (
-            f"https://factory.talos.dev/image/{QEMU_GUEST_AGENT_SCHEMATIC}/v1.12.11/openstack-amd64.raw.xz")
+        # No download per VM: a clone of the golden image, which alone names the factory URL.
+        assert "source" not in dv
+        assert dv["sourceRef"] == {"kind": "DataSource", "name": f"talos-1-12-11-{QEMU_GUEST_AGENT_SCHEMATIC[:8]}",
+                                   "namespace": tenant_images.NAMESPACE}
         assert dv["storage"]["storageClassName"] == cfg.infra_storage_class
+    golden = tenant_images.golden_data_volume(cfg, alpha.talos_version)
+    assert golden["spec"]["source"]["http"]["url"] == (
+        f"https://factory.talos.dev/image/{QEMU_GUEST_AGENT_SCHEMATIC}/v1.12.11/openstack-amd64.raw.xz")
+    source = tenant_images.data_source(alpha.talos_version)
+    assert source["metadata"]["name"] == golden["metadata"]["name"] == dv["sourceRef"]["name"]
+    assert source["spec"]["source"]["pvc"] == {"name": golden["metadata"]["name"], "namespace": tenant_images.NAMESPACE}
 
 
 def test_machine_shapes_come_from_the_config(cfg, alpha):
@@ -166,15 +188,6 @@ def test_talos_patches_match_the_talos_schema(cfg, alpha):
             validate_talos_patch(patch)
 
 
-def test_talos_111_tenants_set_the_mtu_the_way_talos_111_knows(cfg, legacy):
-    (net,) = tenant_talos.network_patches(cfg, legacy)
-    assert net == {"machine": {"network": {"interfaces": [
-        {"deviceSelector": {"driver": "virtio_net"}, "dhcp": True, "mtu": cfg.cilium.tenant_mtu}]}}}
-    for patch in tenant_talos.controlplane_patches(cfg, legacy):
-        if patch != net:
-            validate_talos_patch(patch)
-
-
 def test_nodes_run_without_kube_proxy_or_cni_and_with_the_nested_mtu(cfg, alpha):
     objs = tenant_capi.cluster_objects(cfg, alpha)
     for obj in [objs.control_plane, objs.pools[0].config_template]:
@@ -187,7 +200,7 @@ def test_nodes_run_without_kube_proxy_or_cni_and_with_the_nested_mtu(cfg, alpha)
         alias = next(p for p in patches if p.get("kind") == "LinkAliasConfig")
         assert alias["name"] == link["name"]
         assert patches[0]["machine"]["install"]["image"] == (
-            f"factory.talos.dev/installer/{QEMU_GUEST_AGENT_SCHEMATIC}:v1.12.11")
+            f"factory.talos.dev/openstack-installer/{QEMU_GUEST_AGENT_SCHEMATIC}:v1.12.11")
     values = tenant_gitops.cilium_values(cfg, alpha)
     assert values["MTU"] == cfg.cilium.tenant_mtu
     assert values["kubeProxyReplacement"] is True and values["k8sServicePort"] == 7445
@@ -213,31 +226,6 @@ def test_oidc_flags_name_the_tenant_application_slug(cfg, alpha):
 # --------------------------------------------------------------------------------------------
 # Quota and isolation
 # --------------------------------------------------------------------------------------------
-
-def test_quota_is_the_tenant_size_plus_one_surge_vm_per_machine_set():
-    cfg = _cfg(tenant("alpha", 0, volumeStorageGib=0))
-    hard = tenant_policies.quota_hard(cfg, cfg.tenants[0])
-    # control plane 1 (2 cpu, 4 GiB, 20 GiB) and one pool of 1 (2 cpu, 4 GiB, 30 GiB), each + 1 surge,
-    # overhead 0.25 cpu / 300 MiB per VM, disks / (1 - 0.06), plus the auxiliary pods.
-    assert hard == {
-        "requests.cpu": f"{4 * 2250 + 1000}m",
-        "requests.memory": f"{4 * (4096 + 300) + 1024}Mi",
-        "requests.storage": f"{2 * 22 + 2 * 32}Gi",
-        "services.loadbalancers": "1",
-    }
-    with_volumes = _cfg(tenant("alpha", 0, volumeStorageGib=100))
-    assert tenant_policies.quota_hard(with_volumes, with_volumes.tenants[0])["requests.storage"] == f"{44 + 64 + 107}Gi"
-
-
-def test_quota_follows_scaling_and_ignores_empty_pools():
-    def cpu(replicas):
-        cfg = _cfg(tenant("alpha", 0, workerPools=[{"name": "w", "replicas": replicas, "cpu": 4, "memoryGib": 8,
-                                                     "diskGib": 40}]))
-        return int(tenant_policies.quota_hard(cfg, cfg.tenants[0])["requests.cpu"].removesuffix("m"))
-
-    assert cpu(3) - cpu(2) == 4250
-    assert cpu(0) == 2 * 2250 + 1000  # an empty pool gets no surge room
-
 
 def _policies(cfg, t):
     return tenant_policies.network_policies(cfg, t, tenant_storage.CONTROLLER_LABELS)

@@ -95,6 +95,7 @@ _SWAGGER = {
     ("kubevirt.io", "v1", "VirtualMachine"): ("kubevirt/swagger.json", "v1.VirtualMachine"),
     ("cdi.kubevirt.io", "v1beta1", "CDI"): ("cdi/swagger.json", "v1beta1.CDI"),
     ("cdi.kubevirt.io", "v1beta1", "DataVolume"): ("cdi/swagger.json", "v1beta1.DataVolume"),
+    ("cdi.kubevirt.io", "v1beta1", "DataSource"): ("cdi/swagger.json", "v1beta1.DataSource"),
 }
 
 
