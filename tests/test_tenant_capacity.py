@@ -145,7 +145,11 @@ def test_the_quota_follows_scaling_and_an_empty_pool_creates_nothing():
 
 
 def test_prime_pvcs_are_counted_only_on_a_csi_infra_storage_class():
-    csi = config(base_raw(kubevirtCsi={"infraStorageClass": "ceph-rbd"}, tenants=[tenant("alpha", 0)]))
+    # A CSI infra class exists only on a cluster whose storage the program does not create.
+    existing = {"name": "weebo4cp", "provisioner": "existing", "existing": {"kubeconfigEnv": "KUBECONFIG"},
+                "loadBalancerIps": ["172.18.255.200/29"]}
+    csi = config(base_raw(managementCluster=existing, kubevirtCsi={"infraStorageClass": "ceph-rbd"},
+                          tenants=[tenant("alpha", 0)]))
     t = csi.tenants[0]
     objects = tenant_capacity.expected_tenant_objects(csi, t)
     pvcs = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
