@@ -79,6 +79,18 @@ class Policies:
     namespaces: dict[str, dict[str, str]]
     by_ns: dict[str, list[Obj]] = field(default_factory=dict)
     cluster_wide: list[Obj] = field(default_factory=list)
+    _cilium_labels: dict[Endpoint, dict[str, str]] = field(default_factory=dict)
+
+    def cilium_labels(self, ep: Endpoint) -> dict[str, str]:
+        """A pod's labels as Cilium's identity has them (namespace and namespace labels added)."""
+        found = self._cilium_labels.get(ep)
+        if found is None:
+            found = dict(ep.label_map)
+            found[_CILIUM_NS] = ep.namespace
+            for k, v in self.ns_labels(ep.namespace).items():
+                found[_CILIUM_NS_LABELS + k] = v
+            self._cilium_labels[ep] = found
+        return found
 
     def ns_labels(self, ns: str) -> dict[str, str]:
         return {**self.namespaces.get(ns, {}), NS_LABEL: ns}
@@ -121,10 +133,7 @@ def cilium_selects(selector: Any, ep: Endpoint, own_ns: str | None, pols: Polici
     confines the selector to, unless the selector names a namespace itself."""
     if ep.kind != "pod" or not isinstance(selector, Mapping):
         return False
-    labels: dict[str, str] = dict(ep.label_map)
-    labels[_CILIUM_NS] = ep.namespace
-    for k, v in pols.ns_labels(ep.namespace).items():
-        labels[_CILIUM_NS_LABELS + k] = v
+    labels = pols.cilium_labels(ep)
     norm = {"matchLabels": {_strip(str(k)): v for k, v in (selector.get("matchLabels") or {}).items()},
             "matchExpressions": [{**e, "key": _strip(str(e.get("key")))} for e in selector.get("matchExpressions") or []]}
     names_ns = _CILIUM_NS in norm["matchLabels"] or any(e["key"] == _CILIUM_NS for e in norm["matchExpressions"])

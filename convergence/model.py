@@ -109,6 +109,9 @@ class Plan:
     _reverse: dict[str, list[str]] = field(default_factory=dict)
     _children: dict[str, list[str]] = field(default_factory=dict)
     _waiters: dict[frozenset[str], set[str]] = field(default_factory=dict)
+    # (cluster or None, kind or None) -> objects; built once by load(), so that per-cluster
+    # questions cost the cluster's objects, not the whole plan's (linear in tenants).
+    _index: dict[tuple[str | None, str | None], list[Obj]] = field(default_factory=dict)
 
     # -- clusters ------------------------------------------------------------------------------
     @property
@@ -118,15 +121,18 @@ class Plan:
     def cluster(self, record: Mapping[str, Any]) -> str:
         return self.cluster_of_provider.get(str(record.get("provider") or ""), MANAGEMENT)
 
-    def on(self, cluster: str, kind: str | None = None) -> Iterator[Obj]:
+    def index(self) -> None:
+        self._index = {}
         for o in self.objects:
-            if o.cluster == cluster and (kind is None or o.kind == kind):
-                yield o
+            for key in ((o.cluster, o.kind), (o.cluster, None), (None, o.kind)):
+                self._index.setdefault(key, []).append(o)
+
+    def on(self, cluster: str, kind: str | None = None) -> Iterator[Obj]:
+        yield from self._index.get((cluster, kind), ())
 
     def of_kind(self, *kinds: str) -> Iterator[Obj]:
-        for o in self.objects:
-            if o.kind in kinds:
-                yield o
+        for kind in kinds:
+            yield from self._index.get((None, kind), ())
 
     def namespaces(self, cluster: str) -> dict[str, Obj]:
         return {o.name: o for o in self.on(cluster, "Namespace")}
@@ -234,7 +240,9 @@ def load(doc: Mapping[str, Any]) -> Plan:
             namespace=str(md.get("namespace") or ("" if kk[1] in CLUSTER_SCOPED else "default")),
             name=str(md.get("name") or r.get("name")), body=inputs, urn=urn,
             replicas=_replicas(kk[1], inputs)))
+    plan.index()
     plan.objects.extend(controllers.objects(plan))
+    plan.index()
     return plan
 
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from convergence.model import Obj, Plan, Violation, get, opaque
-from policy.rules import walk
 
 RULE = "names"
 HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
@@ -75,6 +74,21 @@ def external_dns(plan: Plan) -> list[ExternalDns]:
             annotation_filter=flt,
             ignore_hostname_annotation="--ignore-hostname-annotation" in args))
     return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string leaf of a nested structure that may hold a URL (one pass, no paths)."""
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        t = type(v)
+        if t is str:
+            if "http" in v:
+                yield v
+        elif t is dict or isinstance(v, Mapping):
+            todo.extend(v.values())
+        elif t is list or t is tuple:
+            todo.extend(v)
 
 
 def in_zone(host: str, zones: tuple[str, ...]) -> bool:
@@ -175,7 +189,7 @@ def check(plan: Plan, context: Mapping[str, Any] | None = None) -> Iterator[Viol
     release_urns = [e.urn for e in publishers]
     waiters = plan.waiters(release_urns) if release_urns else set()
     for urn, r in plan.records.items():
-        hosts = sorted({h.lower() for _, v in walk(r.get("inputs") or {}) if isinstance(v, str)
+        hosts = sorted({h.lower() for v in _strings(r.get("inputs") or {})
                         for h in _URL.findall(v) if in_zone(h, zones)})
         if not hosts:
             continue

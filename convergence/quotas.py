@@ -125,18 +125,18 @@ def check(plan: Plan, context: Mapping[str, Any] | None = None) -> Iterator[Viol
         key = (q.cluster, q.namespace)
         default = defaults.get(key, {})
         phases = PHASES if any(o.phases for o in by_ns[key]) else PHASES[:1]
-        for entry, limit in sorted((q.spec.get("hard") or {}).items()):
-            hard = quantity(limit)
-            if hard is None:
-                continue
-            for phase in phases:
-                have = usage(by_ns[key], default, phase).get(entry, 0.0)
-                if have <= hard + 1e-9:
+        hard = {entry: quantity(limit) for entry, limit in (q.spec.get("hard") or {}).items()}
+        reported: set[str] = set()
+        for phase in phases:
+            used = usage(by_ns[key], default, phase)
+            for entry, limit in sorted(hard.items()):
+                have = used.get(entry, 0.0)
+                if limit is None or entry in reported or have <= limit + 1e-9:
                     continue
+                reported.add(entry)
                 culprits = sorted({f"{o.kind} {o.name}" + (f" ×{o.count(phase)}" if o.count(phase) > 1 else "")
                                    + (f" [{o.source}]" if o.source != "program" else "")
                                    for o in by_ns[key] if usage([o], default, phase).get(entry)})
                 yield Violation(RULE, q.cluster, q.urn,
-                                f"ResourceQuota {q.namespace}/{q.name}: {entry} hard {limit} but {_fmt(entry, have)} "
-                                f"will exist when {PHASE_TEXT[phase]}: {', '.join(culprits)}")
-                break
+                                f"ResourceQuota {q.namespace}/{q.name}: {entry} hard {q.spec['hard'][entry]} but "
+                                f"{_fmt(entry, have)} will exist when {PHASE_TEXT[phase]}: {', '.join(culprits)}")
