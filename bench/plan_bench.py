@@ -110,14 +110,18 @@ def run_plan(doc: dict[str, Any], workdir: Path, name: str, jobs: int | None = N
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        if sample_memory:
-            peak = max(peak, _tree_pss_kib(proc.pid))
-        time.sleep(0.1 if sample_memory else 0.01)
-    wall = time.perf_counter() - start
-    _, stderr = proc.communicate()
+    # Output goes to files, not pipes: this loop does not read while the plan runs, and a plan
+    # printing more than a pipe holds (its violations, say) would block on the write.
+    with open(workdir / name / "stdout", "w") as out_f, open(workdir / name / "stderr", "w+") as err_f:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out_f, stderr=err_f, text=True)
+        peak = 0
+        while proc.poll() is None:
+            if sample_memory:
+                peak = max(peak, _tree_pss_kib(proc.pid))
+            time.sleep(0.1 if sample_memory else 0.01)
+        wall = time.perf_counter() - start
+        err_f.seek(0)
+        stderr = err_f.read()
     if proc.returncode != 0 and not _failed_only_convergence(proc.returncode, out):
         raise SystemExit(f"plan of {name} failed:\n{stderr[-3000:]}")
     return wall, peak / 1024, out

@@ -259,9 +259,10 @@ class RecordingMonitor(MockMonitor):
     def refuse(self, urn: str, request: Any) -> None:
         """Raise :class:`EngineRefusal` when the real engine would refuse this registration.
 
-        The engine's rules (pulumi/pulumi pkg/resource/deploy/step_generator.go: "Duplicate
-        resource URN"; a provider reference, parent or dependency must name a resource already
-        registered in this deployment)."""
+        The engine's rules: Ref: pulumi/pulumi sdk/go/common/diag/errors.go
+        (GetDuplicateResourceURNError: "Duplicate resource URN '%v'; try giving it a unique name"),
+        raised by pkg/resource/deploy/step_generator.go, which also refuses a parent, provider
+        reference or dependency that names no resource of this deployment."""
         problems = []
         if urn in self.registrations:
             problems.append(f"duplicate resource URN {urn}: two resources of type {request.type} are named "
