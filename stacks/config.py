@@ -25,7 +25,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     create_model,
-    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel

@@ -167,7 +167,21 @@ class PlanMocks(Mocks):
         return invokes.respond(args.token, args.args), []
 
 
+class EngineRefusal(RuntimeError):
+    """A registration the real Pulumi engine would refuse (see :meth:`RecordingMonitor.refuse`)."""
+
+
 class RecordingMonitor(MockMonitor):
+    """Records every registration, and refuses what the real engine refuses: a second
+    registration of one URN, a provider, parent or ``depends_on`` that was never registered.
+
+    The stock mock monitor accepts all of these silently — a duplicate overwrote the first
+    registration, so two config entries producing one resource name (a range listed twice) planned
+    fine and failed ``pulumi up``. Each refusal is kept in ``refusals`` and raised into the program,
+    as the engine fails the registration; :func:`stacks.plan.run_offline` turns them into one
+    :class:`EngineRefusal`.
+    """
+
     def __init__(self, mocks: Mocks, project: str, stack: str):
         super().__init__(mocks)
         # The SDK calls the monitor from executor threads, where the settings' context
@@ -177,6 +191,9 @@ class RecordingMonitor(MockMonitor):
         self.registrations: dict[str, Registration] = {}
         self.stack_outputs: dict[str, Any] = {}
         self.invokes: list[tuple[str, dict]] = []
+        self.refusals: list[str] = []
+        self._stack_urns: set[str] = set()
+        self._read_urns: set[str] = set()  # resources read with .get(): the engine knows them too
 
     # -- engine behaviour --------------------------------------------------------------------
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -190,7 +207,9 @@ class RecordingMonitor(MockMonitor):
 
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
+            self._stack_urns.add(urn)
             return resource_pb2.RegisterResourceResponse(urn=urn)
+        self.refuse(urn, request)
         _ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         self.registrations[urn] = Registration(
@@ -236,6 +255,34 @@ class RecordingMonitor(MockMonitor):
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid or "", state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj_proto)
 
+    def _known(self, urn: str) -> bool:
+        return urn in self.registrations or urn in self._stack_urns or urn in self._read_urns
+
+    def refuse(self, urn: str, request: Any) -> None:
+        """Raise :class:`EngineRefusal` when the real engine would refuse this registration.
+
+        The engine's rules: Ref: pulumi/pulumi sdk/go/common/diag/errors.go
+        (GetDuplicateResourceURNError: "Duplicate resource URN '%v'; try giving it a unique name"),
+        raised by pkg/resource/deploy/step_generator.go, which also refuses a parent, provider
+        reference or dependency that names no resource of this deployment."""
+        problems = []
+        if urn in self.registrations:
+            problems.append(f"duplicate resource URN {urn}: two resources of type {request.type} are named "
+                            f"{request.name!r} (the second would replace the first); give each a distinct name")
+        provider = request.provider.rsplit("::", 1)[0] if request.provider else ""
+        if provider and not self._known(provider):
+            problems.append(f"{urn}: its provider {provider} is not a registered resource")
+        if request.parent and not self._known(request.parent):
+            problems.append(f"{urn}: its parent {request.parent} is not a registered component")
+        deps = set(request.dependencies)
+        for v in request.propertyDependencies.values():
+            deps |= set(v.urns)
+        for dep in sorted(d for d in deps if not self._known(d)):
+            problems.append(f"{urn}: depends on {dep}, which is not a registered resource")
+        if problems:
+            self.refusals.extend(problems)
+            raise EngineRefusal("; ".join(problems))
+
     def RegisterResourceOutputs(self, request: Any) -> Any:
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
             _ensure_event_loop()
@@ -264,6 +311,7 @@ class RecordingMonitor(MockMonitor):
             typ=request.type, name=request.name, inputs=state, provider=request.provider, resource_id=request.id))
         props_proto = run_to_completion(rpc.serialize_properties(state, {}))
         urn = self.make_urn(request.parent, request.type, request.name)
+        self._read_urns.add(urn)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
         return resource_pb2.ReadResourceResponse(urn=urn, properties=props_proto)
 

@@ -30,7 +30,7 @@ from stacks import config as config_module
 from stacks import plan_yaml
 from stacks.config import PROJECT, ConfigError, PlatformConfig, Tenant, parse_config
 from stacks.loader import ROOT, StackFile, read_stack, read_stack_file
-from stacks.mocks import InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
+from stacks.mocks import EngineRefusal, InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -60,8 +60,11 @@ def run_offline(stack_file: StackFile, preview: bool = True,
     pulumi.runtime.set_all_config(flat, secret_keys)
     mocks = PlanMocks(preview=preview)
     monitor = RecordingMonitor(mocks, project=PROJECT, stack=stack_file.stack)
-    # A fresh root stack for every run, so several plans can run in one process (tests).
-    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    # A fresh root stack for every run, so several plans can run in one process (tests). The SDK
+    # keeps the root in a context variable (pulumi.runtime.settings.ROOT; reset_options clears it
+    # the same way): without this, a second plan parented its resources to the first plan's Stack,
+    # which the engine refuses (RecordingMonitor.refuse).
+    runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack_file.stack, preview=preview, monitor=monitor)
     _ensure_event_loop().set_default_executor(InlineExecutor())
 
@@ -84,13 +87,27 @@ def run_offline(stack_file: StackFile, preview: bool = True,
     # Pulumi.<stack>.yaml lies in the working directory).
     config_module.SECURE_PATHS_OVERRIDE.append(stack_file.secure_paths)
     try:
-        program()
-        monitor.stack_outputs = _resolve_stack_outputs()
+        try:
+            program()
+            monitor.stack_outputs = _resolve_stack_outputs()
+        except Exception:
+            if monitor.refusals:
+                raise _refused(monitor) from None
+            raise
+        if monitor.refusals:
+            raise _refused(monitor)
     finally:
         config_module.SECURE_PATHS_OVERRIDE.pop()
         if was_enabled:
             gc.enable()
     return PlanResult(stack=stack_file.stack, monitor=monitor)
+
+
+def _refused(monitor: RecordingMonitor) -> EngineRefusal:
+    """One error naming every registration the real engine would refuse."""
+    problems = list(dict.fromkeys(monitor.refusals))
+    return EngineRefusal(f"{len(problems)} registration(s) the Pulumi engine would refuse:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
 
 
 def _resolve_stack_outputs() -> dict[str, Any]:
@@ -335,6 +352,17 @@ def write_policy(result: PlanResult, doc: dict[str, Any], out: Path,
                  context: dict[str, Any] | None = None) -> list[policy_rules.Violation]:
     """:func:`judge` for a run written by :func:`write_plan` (``doc`` is what it returned)."""
     return judge(render(result, context), doc, out, context)
+
+
+def converge(doc: dict[str, Any], out: Path, context: dict[str, Any] | None = None) -> list[Any]:
+    """The convergence rules (``convergence/``) over the whole written plan — the merged one when
+    planned in parallel: the rules need every cluster's objects at once. Writes
+    ``<out>/convergence.json``."""
+    import convergence
+
+    violations = convergence.run(doc, context)
+    (out / "convergence.json").write_text(json.dumps(convergence.report(violations), indent=2, sort_keys=True) + "\n")
+    return violations
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,6 +666,9 @@ def _main(args: argparse.Namespace) -> int:
     except WorkerFailed as exc:
         err.print(f"stack '{args.stack}': {exc}", markup=False)
         return exc.status
+    except EngineRefusal as exc:
+        err.print(f"stack '{args.stack}': {exc}", markup=False, soft_wrap=True)
+        return 1
 
     out = args.out or ROOT / "build" / "plan" / stack_file.stack
     doc = write_rendered(plan, out)
@@ -656,10 +687,16 @@ def _main(args: argparse.Namespace) -> int:
     failed = policy_rules.mandatory(violations)
     console.print(f"policy: {len(failed)} mandatory, {len(violations) - len(failed)} advisory violation(s) "
                   f"(report in {out / 'policy.json'})")
+    unconverged = converge(doc, out, policy_context(cfg))
+    for v in unconverged:
+        console.print(v.render(), style="red", markup=False, highlight=False)
+    console.print(f"convergence: {len(unconverged)} violation(s) (report in {out / 'convergence.json'})")
     if failed:
         err.print(f"stack '{args.stack}': {len(failed)} mandatory policy violation(s); see above.", markup=False)
-        return 1
-    return 0
+    if unconverged:
+        err.print(f"stack '{args.stack}': {len(unconverged)} convergence violation(s): a real cluster would not "
+                  "converge; see above.", markup=False)
+    return 1 if failed or unconverged else 0
 
 
 if __name__ == "__main__":

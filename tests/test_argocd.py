@@ -207,7 +207,7 @@ def _program(fn):
 
     mocks = PlanMocks(preview=False)
     monitor = RecordingMonitor(mocks, project="weebo-platform", stack="test")
-    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    runtime_settings.ROOT.set(None)  # a fresh root Stack per program (the SDK keeps it in this context variable)
     pulumi.runtime.set_mocks(mocks, project="weebo-platform", stack="test", preview=False, monitor=monitor)
     result = {}
 

@@ -212,7 +212,7 @@ def _run_netbird(raw, body):
 
     mocks = KnownSecretMocks()
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")
-    pulumi.runtime.settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    pulumi.runtime.settings.ROOT.set(None)  # a fresh root Stack per program (the SDK keeps it in this context variable)
     pulumi.runtime.set_mocks(mocks, project="weebo-platform", stack="unit", preview=False, monitor=monitor)
     out = {}
 

@@ -268,7 +268,7 @@ def test_cert_manager_gets_its_own_key_and_waits_for_bind9():
 
     mocks = PlanMocks(preview=True)
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")
-    pulumi.runtime.settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    pulumi.runtime.settings.ROOT.set(None)  # a fresh root Stack per program (the SDK keeps it in this context variable)
     pulumi.runtime.set_mocks(mocks, project="weebo-platform", stack="unit", preview=True, monitor=monitor)
     seen = {}
 

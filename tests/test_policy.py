@@ -354,6 +354,11 @@ def test_plan_command_fails_on_a_mandatory_violation(tmp_path: Path, monkeypatch
 
     advisory = rules.Rule("test-advisory", "Every namespace warns.", False, resource_check=always.resource_check)
     monkeypatch.setattr(rules, "RULES", (advisory,))
+    # Only the policy verdict is under test here: the convergence rules (which also fail a plan)
+    # are tested in tests/test_convergence_plan.py.
+    from convergence import runner as convergence_runner
+
+    monkeypatch.setattr(convergence_runner, "RULES", ())
     assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "pass")]) == 0
     assert "[advisory] test-advisory" in capsys.readouterr().out
 

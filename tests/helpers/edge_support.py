@@ -21,7 +21,7 @@ def run_components(build: Callable[[k8s.Provider], Any], *, preview: bool = Fals
 
     mocks = PlanMocks(preview=preview)
     monitor = RecordingMonitor(mocks, project=PROJECT, stack="unit")
-    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    runtime_settings.ROOT.set(None)  # a fresh root Stack per program (the SDK keeps it in this context variable)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=preview, monitor=monitor)
 
     @pulumi.runtime.test

@@ -96,7 +96,7 @@ def run_program(fn: Callable[[], Any], *, preview: bool = True) -> tuple[Any, An
 
     mocks = PlanMocks(preview=preview)
     monitor = RecordingMonitor(mocks, project=PROJECT, stack="unit")
-    runtime_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    runtime_settings.ROOT.set(None)  # a fresh root Stack per program (the SDK keeps it in this context variable)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="unit", preview=preview, monitor=monitor)
     box: dict[str, Any] = {}
 
