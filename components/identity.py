@@ -413,18 +413,20 @@ class Identity(pulumi.ComponentResource):
         super().__init__("weebo:identity:AuthentikConfig", name, None, opts)
         cfg = self.config = args.config
         self.api = AuthentikApi(url=args.url, token=pulumi.Output.secret(args.token), verify_tls=args.verify_tls)
-        self.provider = authentik.Provider(
-            f"{name}-api",
-            url=args.url,
-            token=pulumi.Output.secret(args.token),
-            insecure=not args.verify_tls,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         self.ready = AuthentikReady(
             f"{name}-ready",
             AuthentikReadyArgs(url=args.url, token=args.token, verify_tls=args.verify_tls,
                                timeout_seconds=cfg.authentik.bootstrap_timeout_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        # The provider is configured only once the API answers with the bootstrap token at its
+        # public name (so after ExternalDNS published it): an API that answers before its provider.
+        self.provider = authentik.Provider(
+            f"{name}-api",
+            url=args.url,
+            token=pulumi.Output.secret(args.token),
+            insecure=not args.verify_tls,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
         )
         invoke = pulumi.InvokeOutputOptions(parent=self, provider=self.provider, depends_on=[self.ready])
         self.authorization_flow_id = authentik.get_flow_output(slug=AUTHORIZATION_FLOW, opts=invoke).id

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import versions
 from convergence.model import Obj, get, opaque
 
 if TYPE_CHECKING:
@@ -28,11 +29,14 @@ MIB = 1024 * 1024
 # converges: it is not a state that must fit.
 PHASES = ("running", "surge-importing", "surged")
 
-CAPK = "CAPK v0.11.2"
-CAPI = "Cluster API v1.14.0"
-CABPT = "CABPT v0.6.12"
-KUBEVIRT = "KubeVirt v1.9.0"
-CDI = "CDI v1.66.0"
+# The controllers as pinned (versions.py): what each reads is cited at that version, so a bump
+# names the version whose source must be read again.
+CAPK = f"CAPK {versions.CAPK_VERSION}"
+CAPI = f"Cluster API {versions.CAPI_CORE_VERSION}"
+CABPT = f"CABPT {versions.CABPT_VERSION}"
+KUBEVIRT = f"KubeVirt {versions.KUBEVIRT_VERSION}"
+CDI = f"CDI {versions.CDI_VERSION}"
+TALOS = f"Talos {versions.TALOS_VERSION}"
 CERT_MANAGER = "cert-manager"
 CHART = "Helm chart"
 
@@ -80,9 +84,30 @@ def quantity(value: Any) -> float | None:
 
 def objects(plan: Plan) -> list[Obj]:
     out: list[Obj] = []
-    for fn in (capk_load_balancers, virtual_machines, capi_secrets, cert_manager_secrets, chart_objects):
+    for fn in (capk_load_balancers, virtual_machines, capi_secrets, cert_manager_secrets, talos_api_secrets,
+               chart_objects):
         out.extend(fn(plan))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Talos API access from Kubernetes
+# ---------------------------------------------------------------------------------------------
+
+def talos_api_secrets(plan: Plan) -> Iterator[Obj]:
+    """For each ``talos.dev/v1alpha1`` ServiceAccount, Talos (machined, on a control-plane node
+    with ``machine.features.kubernetesTalosAPIAccess`` allowing its namespace and roles) writes a
+    Secret of the same name in the same namespace, holding a talosconfig limited to those roles.
+
+    Ref: siderolabs/talos website/content/v1.13/advanced/talos-api-access-from-k8s.md ("a
+    secret with the same name ... containing the talosconfig") and
+    internal/app/machined/pkg/controllers/kubeaccess (ServiceAccount CRD controller) @ v1.13.9."""
+    for sa in plan.of_kind("ServiceAccount"):
+        if not sa.api_version.startswith("talos.dev/"):
+            continue
+        yield Obj(sa.cluster, "v1", "Secret", sa.namespace, sa.name,
+                  {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": sa.name, "namespace": sa.namespace}},
+                  sa.urn, f"{TALOS} (kubeaccess ServiceAccount controller)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ def claims(plan: Plan) -> Iterator[Claim]:
 
 
 def check(plan: Plan, context: Mapping[str, Any] | None = None) -> Iterator[Violation]:
+    # Classes the stack config declares to exist already on a cluster (an existing cluster's own):
+    # claims may name them, and there is no provisioner of the program's to wait for.
+    declared: Mapping[str, Any] = (context or {}).get("declaredStorageClasses") or {}
     classes: dict[str, dict[str, Obj]] = {}
     for sc in plan.of_kind("StorageClass"):
         classes.setdefault(sc.cluster, {})[sc.name] = sc
@@ -92,6 +95,8 @@ def check(plan: Plan, context: Mapping[str, Any] | None = None) -> Iterator[Viol
                 continue
             name = defaults[0]
         sc = own.get(name)
+        if sc is None and name in (declared.get(claim.cluster) or ()):
+            continue
         if sc is None:
             yield Violation(RULE, claim.cluster, claim.urn,
                             f"{claim.what} uses StorageClass '{name}', which the program does not create on this "

@@ -400,6 +400,11 @@ class ManagementCluster(Model):
         "PostgreSQL, CDI scratch space, tenant VM disks); the program creates it (local-path-provisioner, "
         "see kubevirt.localPathProvisioner), otherwise it must exist on the cluster.",
     )
+    declared_storage_classes: list[DnsLabel] = Field(
+        default_factory=list,
+        description="StorageClasses the cluster already has, made outside this program; only where the "
+        "program creates none (kubevirt.localPathProvisioner false), and then every volume names one.",
+    )
     existing: ExistingCluster | None = None
     local_volume_disk_selector: str = Field(
         default="!system_disk",
@@ -1094,6 +1099,12 @@ def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> 
     # Every volume on the management cluster names a StorageClass that exists: where the program
     # creates one (local-path-provisioner), it is the only one there is.
     if cfg.deploys_local_storage:
+        if mc.declared_storage_classes:
+            p.append(ConfigProblem(
+                path="managementCluster.declaredStorageClasses",
+                problem="declared while the program creates the cluster's only StorageClass (local-path-provisioner)",
+                hint="remove it, or set kubevirt.localPathProvisioner: false to use the cluster's own classes",
+            ))
         for path, override in (("dns.storageClass", cfg.dns.storage_class),
                                ("kubevirt.cdiScratchStorageClass", cfg.kubevirt.cdi_scratch_storage_class),
                                ("kubevirtCsi.infraStorageClass", cfg.kubevirt_csi.infra_storage_class)):
@@ -1104,6 +1115,24 @@ def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> 
                             f"'{mc.storage_class}' (managementCluster.storageClass)",
                     hint=f"remove the key (volumes then use '{mc.storage_class}'), or rename the created class "
                          "with managementCluster.storageClass",
+                ))
+    elif "managementCluster" not in failed:
+        # A cluster the program creates no StorageClass on: every volume names a class declared
+        # to exist there (a claim naming a missing class stays Pending, and so does all behind it).
+        declared = list(mc.declared_storage_classes)
+        for path, name in (("managementCluster.storageClass", mc.storage_class),
+                           ("dns.storageClass", cfg.dns.storage_class),
+                           ("kubevirt.cdiScratchStorageClass", cfg.kubevirt.cdi_scratch_storage_class),
+                           ("kubevirtCsi.infraStorageClass", cfg.kubevirt_csi.infra_storage_class)):
+            if name is not None and name not in declared:
+                p.append(ConfigProblem(
+                    path=path,
+                    problem=f"'{name}' is not a StorageClass declared on this cluster "
+                            f"(managementCluster.declaredStorageClasses: {declared or 'none'}), and the program "
+                            "creates none here",
+                    hint="list the cluster's classes (kubectl get storageclass) under "
+                         "managementCluster.declaredStorageClasses and name one, or set "
+                         "kubevirt.localPathProvisioner: true",
                 ))
 
     pool = cfg.lb_pool_addresses() if "managementCluster" not in failed else []

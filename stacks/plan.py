@@ -333,7 +333,13 @@ def write_plan(result: PlanResult, out: Path) -> dict[str, Any]:
 
 def policy_context(cfg: PlatformConfig) -> dict[str, Any]:
     """What the rules need from the stack config (explicit exemptions)."""
-    return {"allowReinstall": cfg.management_cluster.allow_reinstall}
+    mc = cfg.management_cluster
+    return {
+        "allowReinstall": mc.allow_reinstall,
+        # StorageClasses that exist on a cluster without the program creating them (convergence
+        # rule "storage"): the management cluster's declared classes.
+        "declaredStorageClasses": {"management": sorted(mc.declared_storage_classes)},
+    }
 
 
 def judge(plan: RenderedPlan, doc: dict[str, Any], out: Path,

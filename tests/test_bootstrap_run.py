@@ -327,6 +327,7 @@ def test_the_storage_class_is_overridable_and_an_override_the_program_cannot_hon
         config(base_raw(dns={"storageClass": "fast"}))
     # On a cluster where the program creates no StorageClass, a service may name the cluster's own.
     existing = base_raw(managementCluster={"name": "dev", "provisioner": "existing",
+                                           "declaredStorageClasses": ["local-path", "fast"],
                                            "loadBalancerIps": ["172.18.255.200/29"]}, dns={"storageClass": "fast"})
     assert config(existing).storage_class(config(existing).dns.storage_class) == "fast"
 

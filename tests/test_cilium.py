@@ -14,7 +14,8 @@ from tests.helpers.schemas import chart_defaults, validate_chart_values, validat
 
 def existing_raw(**cilium_cfg):
     raw = base_raw(
-        managementCluster={"name": "weebo4cp-dev", "provisioner": "existing", "loadBalancerIps": ["172.18.255.200/29"]},
+        managementCluster={"name": "weebo4cp-dev", "provisioner": "existing", "loadBalancerIps": ["172.18.255.200/29"],
+                           "declaredStorageClasses": ["local-path"]},
     )
     if cilium_cfg:
         raw["cilium"] = cilium_cfg

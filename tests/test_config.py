@@ -180,7 +180,8 @@ def test_pool_ips_must_belong_to_the_additional_ips():
 
 def test_existing_provisioner_needs_no_servers():
     raw = base_raw()
-    raw["managementCluster"] = {"provisioner": "existing", "existing": {"kubeconfigEnv": "KUBECONFIG"},
+    raw["managementCluster"] = {"provisioner": "existing",
+                                "existing": {"kubeconfigEnv": "KUBECONFIG"}, "declaredStorageClasses": ["local-path"],
                                 "loadBalancerIps": ["172.18.255.200/29"]}
     cfg = config(raw)
     assert cfg.management_cluster.nodes == []

@@ -448,3 +448,30 @@ def test_references_fire_on_a_missing_secret():
     assert any("Secret apps/token" in m and "env T" in m for m in out)
     assert any("existingSecret references Secret apps/token" in m for m in out)
     assert any("configSecret references Secret capk-system/github-token" in m for m in out)
+
+
+def _talos_api_job(*, talos_sa: bool) -> dict:
+    """A CronJob mounting the talosconfig Secret that Talos writes for a talos.dev ServiceAccount
+    of the same name (management-etcd backups read the etcd snapshot this way)."""
+    job = rec("CronJob", "etcd-backup", k8s("CronJob", "etcd", "backups", {"jobTemplate": {"spec": {"template": {"spec": {
+        "containers": [{"name": "snapshot"}],
+        "volumes": [{"name": "talos-secrets", "secret": {"secretName": "etcd"}}]}}}}}), group="batch/v1")
+    rs = [job, rec("Namespace", "ns", k8s("Namespace", "backups"))]
+    if talos_sa:
+        body = {**k8s("ServiceAccount", "etcd", "backups", {"roles": ["os:etcd:backup"]}), "apiVersion": "talos.dev/v1alpha1"}
+        rs.append(rec("ServiceAccount", "talos-sa", body, group="talos.dev/v1alpha1"))
+    return doc(*rs)
+
+
+def test_the_secret_talos_writes_for_its_service_account_resolves_a_reference():
+    assert fired(references.check, _talos_api_job(talos_sa=True)) == []
+    out = [v.message for v in fired(references.check, _talos_api_job(talos_sa=False))]
+    assert len(out) == 1 and "Secret backups/etcd" in out[0]
+
+
+def test_a_core_service_account_gets_no_talos_secret():
+    """Only talos.dev ServiceAccounts make Talos write a Secret; a Kubernetes one of the same
+    name does not."""
+    d = _talos_api_job(talos_sa=False)
+    d["resources"].append(rec("ServiceAccount", "core-sa", k8s("ServiceAccount", "etcd", "backups")))
+    assert [v.message for v in fired(references.check, d)] != []

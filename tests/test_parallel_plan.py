@@ -29,10 +29,7 @@ def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
         out = tmp_path / f"jobs{jobs}"
         proc = subprocess.run([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
-        # 1 only for convergence violations (the plan is written and judged; today's prod has the
-        # defects of issues 13/14): anything else failed the plan.
-        assert proc.returncode == 0 or (proc.returncode == 1 and "convergence violation(s)" in proc.stderr
-                                        and "policy violation" not in proc.stderr), proc.stderr
+        assert proc.returncode == 0, proc.stderr
         runs[jobs] = snapshot(out)
     assert any(name.startswith("manifests/") for name in runs["1"])
     assert sorted(runs["1"]) == sorted(runs["3"])

@@ -25,7 +25,7 @@ def existing_raw(**over):
     """A dev-like environment: existing cluster, no OVH."""
     raw = base_raw(**over)
     mc = dict(raw["managementCluster"])
-    mc.update(provisioner="existing", nodes=[], operatorSourceRanges=[])
+    mc.update(provisioner="existing", nodes=[], operatorSourceRanges=[], declaredStorageClasses=["local-path"])
     raw["managementCluster"] = mc
     return raw
 

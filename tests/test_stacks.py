@@ -93,10 +93,8 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _planned(result) -> bool:
-    """Exit 0, or 1 for convergence violations only (the plan is written and judged; today's dev
-    plan has the defects of issues 13/14)."""
-    return result.returncode == 0 or (result.returncode == 1 and "convergence violation(s)" in result.stderr
-                                      and "policy violation" not in result.stderr)
+    """Planned, judged and converged: exit 0."""
+    return result.returncode == 0
 
 
 def test_cli_plans_a_stack_and_diffs(tmp_path):

@@ -146,7 +146,8 @@ def test_the_quota_follows_scaling_and_an_empty_pool_creates_nothing():
 
 def test_prime_pvcs_are_counted_only_on_a_csi_infra_storage_class():
     # A CSI infra class exists only on a cluster whose storage the program does not create.
-    existing = {"name": "weebo4cp", "provisioner": "existing", "existing": {"kubeconfigEnv": "KUBECONFIG"},
+    existing = {"name": "weebo4cp", "provisioner": "existing",
+                "existing": {"kubeconfigEnv": "KUBECONFIG"}, "declaredStorageClasses": ["local-path", "ceph-rbd"],
                 "loadBalancerIps": ["172.18.255.200/29"]}
     csi = config(base_raw(managementCluster=existing, kubevirtCsi={"infraStorageClass": "ceph-rbd"},
                           tenants=[tenant("alpha", 0)]))

@@ -232,7 +232,8 @@ def test_control_plane_vms_never_share_a_server_but_workers_may():
 
 
 def test_an_existing_management_cluster_takes_single_vm_control_planes_only():
-    existing = {"name": "weebo4cp", "provisioner": "existing", "existing": {"kubeconfigEnv": "KUBECONFIG"},
+    existing = {"name": "weebo4cp", "provisioner": "existing",
+                "existing": {"kubeconfigEnv": "KUBECONFIG"}, "declaredStorageClasses": ["local-path"],
                 "loadBalancerIps": ["172.18.255.200/29"]}
     config(base_raw(managementCluster=existing))
     with pytest.raises(ConfigError) as err:

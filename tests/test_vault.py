@@ -115,7 +115,8 @@ def test_routes_and_transport_are_valid_and_reach_the_right_pods():
 def test_per_pod_routes_are_open_only_when_no_operator_range_is_configured():
     raw = base_raw()
     raw["managementCluster"] = {**raw["managementCluster"], "provisioner": "existing", "nodes": [],
-                                "operatorSourceRanges": [], "loadBalancerIps": ["51.0.1.0/29"]}
+                                "operatorSourceRanges": [], "loadBalancerIps": ["51.0.1.0/29"],
+                                "declaredStorageClasses": ["local-path"]}
     cfg = config(raw)
     assert v.operator_allowlist(cfg) is None
     assert all("middlewares" not in r for r in v.ingress_routes(cfg)[1]["spec"]["routes"])

@@ -54,7 +54,9 @@ def test_kubevirt_cr_matches_the_v1_9_crd_and_enables_hotplug(emulation):
 
 def test_cdi_cr_matches_the_swagger_and_uses_the_scratch_class():
     # An override is only valid where the program creates no StorageClass of its own.
-    cfg = config(base_raw(kubevirt={"cdiScratchStorageClass": "fast-scratch", "localPathProvisioner": False}))
+    raw = base_raw(kubevirt={"cdiScratchStorageClass": "fast-scratch", "localPathProvisioner": False})
+    raw["managementCluster"]["declaredStorageClasses"] = ["local-path", "fast-scratch"]
+    cfg = config(raw)
     cr = cdi.cdi_cr(cfg)
     validate_custom_resource(cr)
     assert cr["spec"]["config"]["scratchSpaceStorageClass"] == "fast-scratch"
@@ -123,11 +125,14 @@ def test_local_path_storage_class_binds_where_the_consumer_runs():
 def test_local_storage_is_deployed_on_talos_only_unless_configured():
     assert deploys_local_storage(config())
     existing = base_raw(managementCluster={"name": "dev", "provisioner": "existing",
+                                           "declaredStorageClasses": ["local-path"],
                                            "loadBalancerIps": ["172.18.255.200/29"]})
     assert not deploys_local_storage(config(existing))
     existing["kubevirt"] = {"localPathProvisioner": True}
+    del existing["managementCluster"]["declaredStorageClasses"]  # the program's class is the only one
     assert deploys_local_storage(config(existing))
-    result = plan(base_raw(managementCluster=existing["managementCluster"], kubevirt={}))
+    result = plan(base_raw(managementCluster={**existing["managementCluster"], "declaredStorageClasses": ["local-path"]},
+                           kubevirt={}))
     assert not result.monitor.of_type("weebo:storage:LocalStorage")
 
 
@@ -154,6 +159,7 @@ def test_kubeconfig_of_an_existing_cluster_never_reaches_the_plan_files(tmp_path
     marker = "offline-test-kubeconfig-client-key-7f3a"
     monkeypatch.setenv("KUBECONFIG", f"apiVersion: v1\nkind: Config\nusers:\n- user:\n    token: {marker}\n")
     raw = base_raw(managementCluster={"name": "dev", "provisioner": "existing",
+                                      "declaredStorageClasses": ["local-path"],
                                       "loadBalancerIps": ["172.18.255.200/29"]})
     result = plan(raw)
     cmd = _one(result.monitor, "command:local:Command", "virtualization-kubevirt-operator")
