@@ -464,6 +464,12 @@ class Vault(Model):
         default=900, ge=60, le=7200,
         description="How long 'pulumi up' waits for the Vault servers to answer before initialising and unsealing.",
     )
+    recovery_root_token: SecretValue | None = Field(
+        default=None,
+        description="Only to recover the program's Vault access: a root token generated from the unseal keys "
+        "(docs/operations/vault-root-token.md); the next 'up' mints a new pulumi-admin token with it and revokes "
+        "it. Remove it afterwards. Secure value.",
+    )
 
     @model_validator(mode="after")
     def _threshold(self) -> Vault:

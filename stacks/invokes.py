@@ -120,6 +120,11 @@ def _vault_init(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@computes("pulumi-python:dynamic/weebo:VaultAdminToken")
+def _vault_admin_token(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"token": f"{SECRET_MARKER}-{name}-token", "accessor": _fake("accessor", name)}
+
+
 @computes("random:index/randomBytes:RandomBytes")
 def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     gen = _generation(inputs)
