@@ -320,9 +320,9 @@ class VaultUnseal(dynamic.Resource, module="weebo", name="VaultUnseal"):
 # 1. ``PUT sys/policies/acl/pulumi-admin``: the capabilities the program's pulumi_vault resources
 #    need (``components.vault_config.pulumi_admin_policy``); from then on the policy is a
 #    ``vault.Policy`` of the program like any other.
-# 2. ``POST auth/token/create-orphan`` with that policy only: a *periodic* orphan token. Periodic,
-#    because it must keep working for as long as the stack lives without a root token to mint a
-#    new one: a periodic token has no maximum TTL, each renewal resets its TTL to the period.
+# 2. ``POST auth/token/create-orphan`` with that policy (and ``default``): a *periodic* orphan
+#    token. Periodic, because it must keep working for as long as the stack lives without a root
+#    token to mint a new one: a periodic token has no maximum TTL, each renewal resets its TTL to the period.
 #    Orphan, because its parent (the root token) is revoked next and would take its children.
 # 3. ``POST auth/token/revoke-self`` with the root token. A root token that is already invalid
 #    (403) counts as revoked. Any other failure fails the create: the new admin token is then not
@@ -359,7 +359,9 @@ def mint_admin_token(props: dict[str, Any]) -> dict[str, Any]:
         raise BootstrapError(f"writing the {props['policy_name']} policy with the root token failed with HTTP "
                              f"{resp.status}; a revoked root token needs {RECOVERY_RUNBOOK}")
     resp = _token_call(props, root, "POST", "/v1/auth/token/create-orphan", {
-        "policies": [props["policy_name"]], "no_default_policy": True, "renewable": True,
+        # Plus Vault's default policy, as every token (its own lookup/renew/revoke-self): the
+        # pulumi_vault provider's per-run child tokens are made with the parent's policies.
+        "policies": [props["policy_name"]], "renewable": True,
         "period": f"{int(props['period_seconds'])}s", "display_name": props["policy_name"],
     })
     auth = resp.body.get("auth") if isinstance(resp.body, dict) else None

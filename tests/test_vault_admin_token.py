@@ -130,7 +130,7 @@ def test_create_mints_a_periodic_orphan_admin_token_and_then_revokes_the_root_to
         outs = _VaultAdminTokenProvider().create(_props(url)).outs
     assert outs["token"] == "admin-token" and outs["accessor"] == "acc-1"
     assert fake.policies == {ADMIN_POLICY: vc.pulumi_admin_policy()}
-    assert fake.created == [{"policies": [ADMIN_POLICY], "no_default_policy": True, "renewable": True,
+    assert fake.created == [{"policies": [ADMIN_POLICY], "renewable": True,
                              "period": f"{PERIOD}s", "display_name": ADMIN_POLICY}]
     paths = [p for _, p, _ in fake.calls]
     # The revocation comes last, after the admin token exists, and with the root token.
