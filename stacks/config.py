@@ -691,8 +691,8 @@ class Rotation(Model):
     netbird_setup_key: Generation = Field(
         default=0, description="NetBird setup key of the management cluster's routing peers.")
     backup_encryption_key: Generation = Field(
-        default=0, description="Client-side backup encryption key; objects are then written under 'k<N>/' "
-        "(older objects keep needing the older key, held in the state history).")
+        default=0, description="Client-side backup encryption key; objects are then written under 'k<N>/'. "
+        "Every earlier key stays (protected) for older objects: stack output 'backupEncryptionKeys'.")
     backup_credentials: Generation = Field(
         default=0, description="S3 credentials of the backup bucket (new keys are created before the old are deleted).")
     tenants: dict[str, TenantRotation] = Field(
