@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import network_policy as netpol
+from components import rotation
 from components.common import MANAGED_BY, helm_release
 from components.contracts import (
     ARGOCD_NAMESPACE,
@@ -129,7 +130,10 @@ def values(cfg: PlatformConfig, oidc: OidcClient) -> dict[str, Any]:
             },
         },
         "controller": {"replicas": 1, "resources": {**resources, "limits": {"memory": "2Gi"}}},
-        "server": {"replicas": 2 if ha else 1, "resources": resources},
+        "server": {"replicas": 2 if ha else 1, "resources": resources,
+                   # argocd-server does not reliably reload a changed $-referenced OIDC secret
+                   # (argoproj/argo-cd#18576): a rotated client secret rolls its pods.
+                   "podAnnotations": {"weebo.io/oidc-client-secret-generation": rotation.stamp(cfg.rotation.argocd_client_secret)}},
         "repoServer": {
             "replicas": 2 if ha else 1,
             "resources": {**resources, "limits": {"memory": "1Gi"}},

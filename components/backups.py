@@ -18,7 +18,7 @@ Design:
   readable (``filename_encryption off``: rclone appends ``.bin``), so the lifecycle rules and the
   runbooks can name objects. Ref: rclone docs/content/crypt.md ("File formats").
 * **Rotation** (issue 17 item 4): the key and the S3 credentials each have a generation in config
-  (``backups.encryptionKeyGeneration`` / ``credentialsGeneration``) feeding ``keepers``; objects
+  (``rotation.backupEncryptionKey`` / ``rotation.backupCredentials``) feeding ``keepers``; objects
   are written under ``k<generation>/`` so a restore knows which key opens them.
 * **Dumps** run in init containers writing to an ``emptyDir``; the uploader container (rclone)
   encrypts and uploads. Each CronJob's ServiceAccount, Vault role, Talos role, Kubernetes Role
@@ -42,6 +42,7 @@ import pulumi_random as random
 
 import versions
 from components import network_policy as netpol
+from components import rotation
 from components import tenant_capi
 from components.common import MANAGED_BY, irreplaceable
 from components.contracts import (
@@ -123,7 +124,7 @@ def s3_endpoint(region: str) -> str:
 
 def key_prefix(cfg: PlatformConfig) -> str:
     assert cfg.backups is not None
-    return f"k{cfg.backups.encryption_key_generation}"
+    return f"k{cfg.rotation.backup_encryption_key}"
 
 
 def tenant_item(cfg: PlatformConfig, tenant: Tenant) -> BackupItem:
@@ -195,18 +196,21 @@ def reader_policy(bucket: str) -> dict[str, Any]:
 
 
 def lifecycle_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
-    """One rule per item prefix (all key generations: the prefix filter is per generation), plus
-    aborting forgotten multipart uploads."""
+    """One rule per item prefix and key generation (the prefix starts with k<generation>: after a
+    rotation of the key, objects written with the older keys must still expire), plus aborting
+    forgotten multipart uploads."""
+    assert cfg.backups is not None
     rules = [{"id": "abort-incomplete-uploads", "status": "enabled",
               "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}]
-    for i in all_items(cfg):
-        days = i.schedule.retention_days
-        rules.append({
-            "id": f"expire-{i.name}", "status": "enabled",
-            "filter": {"prefix": f"{key_prefix(cfg)}/{i.prefix}/"},
-            "expiration": {"days": days},
-            "noncurrent_version_expiration": {"noncurrent_days": days},
-        })
+    for g in range(cfg.rotation.backup_encryption_key + 1):
+        for i in all_items(cfg):
+            days = i.schedule.retention_days
+            rules.append({
+                "id": rotation.suffixed(f"expire-{i.name}", g), "status": "enabled",
+                "filter": {"prefix": f"k{g}/{i.prefix}/"},
+                "expiration": {"days": days},
+                "noncurrent_version_expiration": {"noncurrent_days": days},
+            })
     return rules
 
 
@@ -637,6 +641,7 @@ class Backups(pulumi.ComponentResource):
     bucket: ovh.cloudproject.Storage
     reader_credentials: pulumi.Output[dict[str, str]]
     passphrase: pulumi.Output[str]
+    passphrases: dict[str, pulumi.Output[str]]  # every generation's key, by object prefix (k<N>)
     inventory: dict[str, Any]
 
     def __init__(self, name: str, args: BackupsArgs, provider: k8s.Provider,
@@ -663,17 +668,23 @@ class Backups(pulumi.ComponentResource):
             f"{name}-lifecycle", service_name=b.cloud_project_id, region_name=b.region.upper(),
             container_name=self.bucket.name, rules=lifecycle_rules(cfg), opts=child,
         )
-        # A change of generation replaces the credentials (new keys before the old are deleted).
-        generation = random.RandomId(f"{name}-credentials-generation", byte_length=4,
-                                     keepers={"generation": str(b.credentials_generation)}, opts=child)
+        # A change of generation (rotation.backupCredentials) replaces the credentials (new keys
+        # before the old are deleted): S3 credentials have no name or keeper of their own to vary.
+        generation = rotation.generation_id(f"{name}-credentials-generation", cfg.rotation.backup_credentials, self)
         writer = self._user(name, "writer", b.cloud_project_id, writer_policy(bucket), generation)
         reader = self._user(name, "reader", b.cloud_project_id, reader_policy(bucket), generation)
         self.reader_credentials = pulumi.Output.secret(pulumi.Output.all(reader.access_key_id, reader.secret_access_key)
                                                        .apply(lambda v: {"accessKeyId": v[0], "secretAccessKey": v[1]}))
-        self.passphrase = pulumi.Output.secret(random.RandomPassword(
-            f"{name}-encryption-key", length=64, special=False,
-            keepers={"generation": str(b.encryption_key_generation)},
-            opts=pulumi.ResourceOptions(parent=self, protect=True)).result)
+        # One key per generation (rotation.backupEncryptionKey), all kept and protected: objects
+        # written under k<old>/ stay readable until they expire, and a rotation only adds a key (a
+        # protected key could not be replaced). The newest is the one the CronJobs write with.
+        self.passphrases = {
+            f"k{g}": pulumi.Output.secret(random.RandomPassword(
+                rotation.suffixed(f"{name}-encryption-key", g), length=64, special=False,
+                keepers=rotation.keepers(g), opts=pulumi.ResourceOptions(parent=self, protect=True)).result)
+            for g in range(cfg.rotation.backup_encryption_key + 1)
+        }
+        self.passphrase = self.passphrases[key_prefix(cfg)]
 
         self.namespace = PlatformNamespace(
             f"{name}-namespace", PlatformNamespaceArgs(name=NAMESPACE, depends_on=args.depends_on),

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import versions
+from components import rotation
 from components.common import MANAGED_BY
 from components.contracts import BIND9_POD_LABELS, BIND9_POD_PORT
 
@@ -198,9 +199,11 @@ def _restricted_container_security() -> dict[str, Any]:
 
 
 def statefulset_spec(
-    spec: ZoneSpec, *, config_map: str, keys_secret: str, storage_size: str, storage_class: str
+    spec: ZoneSpec, *, config_map: str, keys_secret: str, storage_size: str, storage_class: str,
+    keys_checksum: Any = None,
 ) -> dict[str, Any]:
-    """The StatefulSet spec (camelCase, as the API takes it)."""
+    """The StatefulSet spec (camelCase, as the API takes it). ``keys_checksum`` (an Output of
+    ``components.rotation.checksum``) rolls named when a TSIG key is rotated."""
     zone_path = f"{DATA_DIR}/{spec.zone_file}"
     # The seed is copied only when the volume holds no zone yet: after that the zone file and its
     # journal on the volume are the truth (dynamic updates must survive restarts).
@@ -226,8 +229,10 @@ def statefulset_spec(
         "template": {
             "metadata": {
                 "labels": labels(),
-                # Restart named when its configuration changes (the keys never change in place).
-                "annotations": {"weebo.io/config-sha256": checksum},
+                # Restart named when its configuration or a TSIG key changes: named reads both at
+                # start-up only (a rotated key, components/rotation.py, changes the keys Secret).
+                "annotations": {"weebo.io/config-sha256": checksum,
+                                **({"weebo.io/tsig-keys-sha256": keys_checksum} if keys_checksum is not None else {})},
             },
             "spec": {
                 "automountServiceAccountToken": False,
@@ -411,6 +416,7 @@ class Bind9(pulumi.ComponentResource):
                 keys_secret=f"{NAME}-tsig-keys",
                 storage_size=args.storage_size,
                 storage_class=args.storage_class,
+                keys_checksum=rotation.checksum(*(args.keys[n] for n in names)),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider, depends_on=[*args.depends_on, config, keys, self.service]

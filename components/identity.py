@@ -40,6 +40,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_random as random
 
+from components import rotation
 from components.authentik_ready import (
     AUTHORIZATION_FLOW,
     INVALIDATION_FLOW,
@@ -135,6 +136,11 @@ class OidcApplicationSpec:
     launch_url: str | None = None
     # Least privilege: browser and CLI logins (PKCE for public clients) and their refresh.
     grant_types: tuple[str, ...] = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)
+
+
+def client_secret_generation(cfg: PlatformConfig, role: str) -> int:
+    """The rotation counter of a platform client's secret; public clients have none (0)."""
+    return {"argocd": cfg.rotation.argocd_client_secret, "vault": cfg.rotation.vault_client_secret}.get(role, 0)
 
 
 def oidc_application_specs(cfg: PlatformConfig) -> dict[str, OidcApplicationSpec]:
@@ -307,11 +313,14 @@ def oidc_application(
     *,
     parent: pulumi.Resource,
     client_secret: pulumi.Input[str] | None = None,
+    generation: int = 0,
 ) -> OidcApplication:
     """An OAuth2/OIDC provider + application in Authentik, children of ``parent``.
 
     For the tenant component: build an ``OidcApplicationSpec`` and call this with the
-    platform's ``Identity``. A confidential client gets a generated secret unless one is given.
+    platform's ``Identity``. A confidential client gets a generated secret unless one is given;
+    ``generation`` (a ``rotation`` counter) is its keeper: raising it generates a new secret, which
+    reaches the provider and every consumer of ``client.client_secret`` in the same run.
     The returned client's secret carries a dependency on the application, so a consumer that
     uses it waits until the issuer exists.
     """
@@ -320,7 +329,7 @@ def oidc_application(
     if not spec.public:
         if client_secret is None:
             client_secret = random.RandomPassword(
-                f"{name}-client-secret", length=64, special=False,
+                f"{name}-client-secret", length=64, special=False, keepers=rotation.keepers(generation),
                 opts=pulumi.ResourceOptions(parent=parent),
             ).result
         secret = pulumi.Output.secret(client_secret)
@@ -449,7 +458,8 @@ class Identity(pulumi.ComponentResource):
         self.group_ids = {n: g.id for n, g in self.groups.items()}
 
         self.applications = {
-            role: oidc_application(f"{name}-{role}", self, spec, parent=self)
+            role: oidc_application(f"{name}-{role}", self, spec, parent=self,
+                                   generation=client_secret_generation(cfg, role))
             for role, spec in oidc_application_specs(cfg).items()
         }
         self.kubernetes_oidc = self.applications["kubernetes"].client

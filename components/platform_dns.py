@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_ovh as ovh
 import pulumi_random as random
 
-from components import bind9
+from components import bind9, rotation
 from components.bind9 import Bind9, Bind9Args, UpdateRule, ZoneSpec
 from components.cert_manager import acme_challenge_names
 from components.common import MANAGED_BY, helm_release
@@ -98,6 +98,13 @@ def zone_spec(cfg: PlatformConfig) -> ZoneSpec:
     )
 
 
+def tsig_generation(cfg: PlatformConfig, key: str) -> int:
+    """The rotation counter of a TSIG key (``rotation.tsig*``)."""
+    r = cfg.rotation
+    return {EXTERNAL_DNS_KEY: r.tsig_external_dns, CERT_MANAGER_KEY: r.tsig_cert_manager,
+            BACKUP_KEY: r.tsig_backup_transfer}[key]
+
+
 def external_dns_values(cfg: PlatformConfig, bind9_host: str) -> dict[str, Any]:
     """Values of the external-dns chart 1.21.1. No secret in here: the TSIG secret comes from a
     Secret through the environment (kingpin maps every flag to EXTERNAL_DNS_<FLAG>).
@@ -139,6 +146,10 @@ def external_dns_values(cfg: PlatformConfig, bind9_host: str) -> dict[str, Any]:
             "requests": {"cpu": "20m", "memory": "64Mi"},
             "limits": {"memory": "128Mi"},
         },
+        # The key is read from the environment at start-up only: a rotated key must roll the pod
+        # (its generator's inputs: the rotation counter and the algorithm's key length).
+        "podAnnotations": {"weebo.io/tsig-key-generation": rotation.stamp(
+            tsig_generation(cfg, EXTERNAL_DNS_KEY), cfg.dns.tsig_algorithm)},
     }
 
 
@@ -254,7 +265,8 @@ class PlatformDns(pulumi.ComponentResource):
         keys = {
             key: pulumi.Output.secret(
                 random.RandomBytes(
-                    f"{name}-tsig-{key}", length=key_bytes, opts=pulumi.ResourceOptions(parent=self)
+                    f"{name}-tsig-{key}", length=key_bytes, keepers=rotation.keepers(tsig_generation(cfg, key)),
+                    opts=pulumi.ResourceOptions(parent=self),
                 ).base64
             )
             for key in (EXTERNAL_DNS_KEY, CERT_MANAGER_KEY, *zone_spec(cfg).transfer_only_keys)

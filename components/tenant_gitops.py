@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import versions
+from components import rotation
 from components.common import MANAGED_BY
 from components.contracts import ARGOCD_NAMESPACE, TENANT_NAMESPACE_LABEL
 from components.tenant_apps import ingress_controller_values
@@ -176,6 +177,11 @@ def app_applications(cfg: PlatformConfig, tenant: Tenant) -> list[dict[str, Any]
     return [_application(tenant, a.name, a.namespace, app_source(a)) for a in tenant.apps]
 
 
+def manager_token_name(cfg: PlatformConfig, tenant: Tenant) -> str:
+    """The token Secret's name at the tenant's ``argocdToken`` generation."""
+    return rotation.suffixed(MANAGER_TOKEN, cfg.rotation.tenant(tenant.name).argocd_token)
+
+
 def cluster_config(ca_data_b64: str, token_b64: str) -> str:
     """The cluster Secret's ``config`` JSON from the token Secret's ``data`` (base64 values)."""
     import base64
@@ -219,7 +225,10 @@ class TenantGitOps(pulumi.ComponentResource):
         remote = pulumi.ResourceOptions(parent=self, provider=args.tenant_provider, deleted_with=args.cluster)
         made = [k8s_object(f"{name}-tenant-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, remote)
                 for obj in tenant_objects(tenant)]
-        token_obj = token_secret(MANAGER_TOKEN, MANAGER_NAMESPACE, MANAGER_SA)
+        # Rotation (rotation.tenants.<name>.argocdToken): a new Secret name - pulumi-kubernetes
+        # replaces a renamed object create-before-delete, so the new token exists and the cluster
+        # Secret below switches to it before the old Secret (and with it the old token) is deleted.
+        token_obj = token_secret(manager_token_name(cfg, tenant), MANAGER_NAMESPACE, MANAGER_SA)
         token = k8s.core.v1.Secret(
             f"{name}-tenant-manager-token", metadata=token_obj["metadata"], type=token_obj["type"],
             opts=pulumi.ResourceOptions.merge(remote, pulumi.ResourceOptions(depends_on=[made[0]])),

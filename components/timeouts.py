@@ -1,7 +1,8 @@
 """The long waits of one ``pulumi up``, in one place, and what must outlive them.
 
-The ``pulumi_vault`` provider does not use the root token directly: the first time a Vault
-resource uses it in a run, it mints one child token for the rest of the run, valid
+The ``pulumi_vault`` provider does not use its token directly (the periodic ``pulumi-admin``
+token of ``components.vault_bootstrap.VaultAdminToken``, whose 30-day period is far above what
+follows): the first time a Vault resource uses it in a run, it mints one child token for the rest of the run, valid
 ``max_lease_ttl_seconds``, not renewable, with that explicit maximum. Every Vault resource
 registered later in the same run - the tenants' auth mounts and roles, which wait for their
 control planes - uses that token, so it must outlive the longest chain of waits that can follow.

@@ -49,8 +49,16 @@ from components.k8s_objects import register
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.traefik import route_metadata
 from components.protected import IrreplaceableState
-from components.vault_bootstrap import POD_HEADER, VaultInit, VaultInitArgs, VaultUnseal, VaultUnsealArgs
-from components.vault_config import VaultConfig, VaultConfigArgs
+from components.vault_bootstrap import (
+    POD_HEADER,
+    VaultAdminToken,
+    VaultAdminTokenArgs,
+    VaultInit,
+    VaultInitArgs,
+    VaultUnseal,
+    VaultUnsealArgs,
+)
+from components.vault_config import VaultConfig, VaultConfigArgs, pulumi_admin_policy
 from stacks.config import PlatformConfig
 
 NAMESPACE = "vault"
@@ -366,10 +374,23 @@ class Vault(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init, self.release, *routing]),
         )
         self.ready = self.unseal
+        # The program's standing credential: minted once with the root token, which it revokes
+        # (components/vault_bootstrap.py). A root token regenerated from the unseal keys for a
+        # recovery replaces it (docs/operations/vault-root-token.md).
+        recovery = cfg.vault.recovery_root_token
+        self.admin_token = VaultAdminToken(
+            f"{name}-admin-token",
+            VaultAdminTokenArgs(
+                address=self.address,
+                root_token=recovery.output() if recovery is not None else self.init.root_token,
+                policy=pulumi_admin_policy(), verify_tls=verify_tls, recovery=recovery is not None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.init, self.unseal]),
+        )
         self.config = VaultConfig(
             f"{name}-config",
-            VaultConfigArgs(config=cfg, address=self.address, token=self.init.root_token, oidc=args.oidc,
-                            depends_on=[self.unseal], verify_tls=verify_tls),
+            VaultConfigArgs(config=cfg, address=self.address, token=self.admin_token.token, oidc=args.oidc,
+                            depends_on=[self.unseal, self.admin_token], verify_tls=verify_tls),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.provider = self.config.provider

@@ -50,10 +50,10 @@ Threat model
   the cluster admin kubeconfig. Protect the secrets provider accordingly; there is no split
   knowledge between key holders (all shares live in one place). Upgrading to split custody
   means initialising with PGP keys (``pgp_keys``), outside this design.
-* The root token is the credential of the ``pulumi_vault`` provider. The provider uses it only
-  to mint one child token per run (``skip_child_token`` stays false; its lifetime is sized in
-  ``components/timeouts.py``). Rotating it: ``vault operator generate-root`` and ``pulumi state``
-  edit, or re-initialising a new Vault.
+* The root token is not the program's standing credential: ``VaultAdminToken`` (below) uses it
+  once to mint a periodic ``pulumi-admin`` token, the ``pulumi_vault`` provider's credential, and
+  revokes it. A new root token comes only from the unseal keys (``vault operator generate-root``,
+  docs/operations/vault-root-token.md).
 * In transit, the init response and unseal keys cross the Internet inside TLS to Traefik
   (publicly trusted certificate), then Traefik -> Vault TLS verified against the internal CA.
   Traefik sees them in clear, as it sees every Vault API call (tokens, secrets) anyway.
@@ -305,6 +305,160 @@ class VaultUnseal(dynamic.Resource, module="weebo", name="VaultUnseal"):
                 "timeout_seconds": args.timeout_seconds,
                 "poll_interval_seconds": args.poll_interval_seconds,
                 "sealed_pods": None,
+            },
+            opts,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The program's standing Vault credential (issue 17 item 4): not the root token
+# ---------------------------------------------------------------------------------------------
+#
+# ``VaultAdminToken`` - create runs once, with the root token of ``VaultInit`` (or a root token
+# generated for a recovery, ``vault.recoveryRootToken``):
+#
+# 1. ``PUT sys/policies/acl/pulumi-admin``: the capabilities the program's pulumi_vault resources
+#    need (``components.vault_config.pulumi_admin_policy``); from then on the policy is a
+#    ``vault.Policy`` of the program like any other.
+# 2. ``POST auth/token/create-orphan`` with that policy (and ``default``): a *periodic* orphan
+#    token. Periodic, because it must keep working for as long as the stack lives without a root
+#    token to mint a new one: a periodic token has no maximum TTL, each renewal resets its TTL to the period.
+#    Orphan, because its parent (the root token) is revoked next and would take its children.
+# 3. ``POST auth/token/revoke-self`` with the root token. A root token that is already invalid
+#    (403) counts as revoked. Any other failure fails the create: the new admin token is then not
+#    recorded, and it dies on its own after one period since nothing renews it.
+#
+# Later runs never use the root token: ``diff`` compares inputs and asks Vault, *with the admin
+# token*, how long it has left (``auth/token/lookup-self``); below half the period it reports an
+# update, which renews it (``auth/token/renew-self``). The period (30 days, within Vault's default
+# system max TTL of 768h) is far above the longest run
+# (``components.timeouts.vault_token_ttl_seconds``): the pulumi_vault provider mints its per-run
+# child token from it. A stack left without any ``up`` for longer than the period loses its admin
+# token: docs/operations/vault-root-token.md (generate a root token from the unseal keys, give it
+# as ``vault.recoveryRootToken`` once: a recovery root token replaces this resource, whose create
+# runs again and revokes it; removing the key afterwards is only recorded).
+# Ref: Vault docs api-docs/auth/token (create-orphan "period", lookup-self, renew-self,
+# revoke-self), concepts/tokens ("Periodic tokens", "Token hierarchies and orphan tokens").
+
+ADMIN_POLICY = "pulumi-admin"
+ADMIN_TOKEN_PERIOD_SECONDS = 30 * 24 * 3600
+RECOVERY_RUNBOOK = "docs/operations/vault-root-token.md"
+
+
+def _token_call(props: dict[str, Any], token: str, method: str, path: str, body: Any = None,
+                timeout: float = 15.0) -> Response:
+    return request_json(method, props["address"].rstrip("/") + path, headers={"X-Vault-Token": token},
+                        body=body, verify_tls=bool(props["verify_tls"]), timeout=timeout)
+
+
+def mint_admin_token(props: dict[str, Any]) -> dict[str, Any]:
+    """Steps 1-3 above; returns the outputs (the admin token and its accessor)."""
+    root = str(props["root_token"])
+    resp = _token_call(props, root, "PUT", f"/v1/sys/policies/acl/{props['policy_name']}", {"policy": props["policy"]})
+    if resp.status not in (200, 204):
+        raise BootstrapError(f"writing the {props['policy_name']} policy with the root token failed with HTTP "
+                             f"{resp.status}; a revoked root token needs {RECOVERY_RUNBOOK}")
+    resp = _token_call(props, root, "POST", "/v1/auth/token/create-orphan", {
+        # Plus Vault's default policy, as every token (its own lookup/renew/revoke-self): the
+        # pulumi_vault provider's per-run child tokens are made with the parent's policies.
+        "policies": [props["policy_name"]], "renewable": True,
+        "period": f"{int(props['period_seconds'])}s", "display_name": props["policy_name"],
+    })
+    auth = resp.body.get("auth") if isinstance(resp.body, dict) else None
+    if resp.status != 200 or not isinstance(auth, dict) or not auth.get("client_token"):
+        raise BootstrapError(f"creating the {props['policy_name']} token failed with HTTP {resp.status}")
+    resp = _token_call(props, root, "POST", "/v1/auth/token/revoke-self")
+    if resp.status not in (200, 204, 403):
+        raise BootstrapError(f"revoking the root token failed with HTTP {resp.status}; nothing was recorded "
+                             "(the new admin token expires unrenewed), run again")
+    return {"token": str(auth["client_token"]), "accessor": str(auth.get("accessor") or "")}
+
+
+def admin_token_ttl(props: dict[str, Any], token: str) -> int | None:
+    """Seconds the admin token has left; 0 when Vault refuses it; None when Vault cannot be asked."""
+    try:
+        resp = _token_call(props, token, "GET", "/v1/auth/token/lookup-self", timeout=PROBE_TIMEOUT_SECONDS)
+    except OSError:
+        return None
+    if resp.status == 403:
+        return 0
+    data = resp.body.get("data") if isinstance(resp.body, dict) else None
+    if resp.status != 200 or not isinstance(data, dict):
+        return None
+    return int(data.get("ttl") or 0)
+
+
+class _VaultAdminTokenProvider(dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        outs = mint_admin_token(props)
+        return dynamic.CreateResult(id_=outs["accessor"] or props["policy_name"], outs={**props, **outs})
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        return dynamic.ReadResult(id_, props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        # A new root token given for a recovery (vault.recoveryRootToken): mint again with it.
+        # Back to VaultInit's (revoked) root token once the recovery key is removed: only recorded.
+        # Never calls Vault with a root token.
+        if olds.get("root_token") != news.get("root_token") and news.get("recovery"):
+            return dynamic.DiffResult(changes=True, replaces=["root_token"], delete_before_replace=False)
+        moved = any(olds.get(k) != news.get(k) for k in ("address", "verify_tls", "period_seconds", "root_token",
+                                                         "recovery"))
+        ttl = admin_token_ttl(news, str(olds.get("token") or ""))
+        due = ttl is None or ttl < int(news["period_seconds"]) // 2
+        return dynamic.DiffResult(changes=moved or due, replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        token = str(olds.get("token") or "")
+        resp = _token_call(news, token, "POST", "/v1/auth/token/renew-self")
+        if resp.status != 200:
+            raise BootstrapError(f"renewing the {news['policy_name']} token failed with HTTP {resp.status}: it has "
+                                 f"expired or was revoked; recover with {RECOVERY_RUNBOOK}")
+        # The policy text is the program's vault.Policy from now on (not rewritten here).
+        return dynamic.UpdateResult(outs={**news, "token": token, "accessor": olds.get("accessor")})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # Replaced (recovery) or removed: the old admin token goes. Already invalid is fine.
+        try:
+            _token_call(props, str(props.get("token") or ""), "POST", "/v1/auth/token/revoke-self")
+        except OSError:
+            pass
+
+
+@dataclass(frozen=True)
+class VaultAdminTokenArgs:
+    address: str
+    root_token: pulumi.Input[str]  # VaultInit.root_token, or vault.recoveryRootToken (secret)
+    policy: str  # components.vault_config.pulumi_admin_policy()
+    verify_tls: bool = True
+    period_seconds: int = ADMIN_TOKEN_PERIOD_SECONDS
+    recovery: bool = False  # root_token is vault.recoveryRootToken
+
+
+class VaultAdminToken(dynamic.Resource, module="weebo", name="VaultAdminToken"):
+    """Output ``token`` (secret): the pulumi_vault provider's credential."""
+
+    token: pulumi.Output[str]
+    accessor: pulumi.Output[str]
+
+    SECRET_OUTPUTS = ("token", "root_token")
+
+    def __init__(self, name: str, args: VaultAdminTokenArgs, opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=list(self.SECRET_OUTPUTS)))
+        super().__init__(
+            _VaultAdminTokenProvider(),
+            name,
+            {
+                "address": args.address,
+                "root_token": pulumi.Output.secret(args.root_token),
+                "policy_name": ADMIN_POLICY,
+                "policy": args.policy,
+                "verify_tls": args.verify_tls,
+                "period_seconds": args.period_seconds,
+                "recovery": args.recovery,
+                "token": None,
+                "accessor": None,
             },
             opts,
         )

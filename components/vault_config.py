@@ -1,5 +1,7 @@
 """What lives inside Vault, configured with ``pulumi_vault`` through an explicit provider whose
-token is the root token of ``components.vault_bootstrap.VaultInit`` (same program).
+token is ``components.vault_bootstrap.VaultAdminToken``'s: a periodic token of the
+``pulumi-admin`` policy (``pulumi_admin_policy``), minted once with the root token of
+``VaultInit``, which is then revoked (docs/operations/vault-root-token.md).
 
 * KV v2 at ``vault.kvMountPath`` (protected: deleting the mount deletes every secret).
 * An audit device writing to the server's stdout (collected with the pod logs; a full disk can
@@ -15,7 +17,7 @@ token is the root token of ``components.vault_bootstrap.VaultInit`` (same progra
   (issue 7) adds its own auth mount and binds ``tenant_policy_name(name)`` to it.
 
 Nothing here runs during the first preview: the provider's token is unknown until
-``VaultInit`` exists, so every resource previews as "create".
+``VaultAdminToken`` exists, so every resource previews as "create".
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.contracts import OIDC_GROUPS_CLAIM, OidcClient
+from components.vault_bootstrap import ADMIN_POLICY as PULUMI_ADMIN_POLICY
 from components.identity import group_names, oidc_application_specs
 from components.timeouts import vault_token_ttl_seconds
 from stacks.config import PlatformConfig
@@ -84,6 +87,49 @@ def platform_admin_policy() -> str:
     )
 
 
+# What the program's pulumi_vault resources do, path by path (the policy of its standing token,
+# components.vault_bootstrap.VaultAdminToken). No secret data (kv/*), no sys/raft, sys/seal,
+# sys/rekey, sys/generate-root, no token creation beyond the provider's own child token.
+# Ref: hashicorp/terraform-provider-vault v5.10.1 - vault_mount (sys/mounts/<path>, tune under
+# sys/mounts/<path>/tune), vault_auth_backend / vault_jwt_auth_backend (sys/auth/<path>, tune under
+# sys/mounts/auth/<path>/tune, auth/<path>/config), *_auth_backend_role (auth/<path>/role/<name>),
+# vault_policy (sys/policies/acl/<name>), vault_audit (sys/audit/<path>, sudo), vault_identity_group
+# and _group_alias (identity/group*, identity/lookup/group); internal/provider/meta.go
+# (createChildToken: auth/token/create; token lookup-self).
+_PULUMI_ADMIN_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sys/mounts", ("read",)),
+    ("sys/mounts/*", ("create", "read", "update", "delete", "sudo")),  # the KV mount, auth tunes
+    ("sys/auth", ("read",)),
+    ("sys/auth/*", ("create", "read", "update", "delete", "sudo")),  # oidc, kubernetes, kubernetes-<tenant>
+    ("sys/policies/acl", ("list",)),
+    ("sys/policies/acl/*", ("create", "read", "update", "delete")),
+    ("auth/+/config", ("create", "read", "update", "delete")),
+    ("auth/+/role/*", ("create", "read", "update", "delete", "list")),
+    ("identity/group", ("create", "update")),
+    ("identity/group/*", ("create", "read", "update", "delete", "list")),
+    ("identity/group-alias", ("create", "update")),
+    ("identity/group-alias/*", ("create", "read", "update", "delete", "list")),
+    ("identity/lookup/group", ("update",)),
+    ("sys/audit", ("read", "sudo")),
+    ("sys/audit/*", ("create", "read", "update", "delete", "sudo")),
+    # The provider's one child token per run (skip_child_token false), and its own lifecycle.
+    ("auth/token/create", ("create", "update")),
+    ("auth/token/lookup-self", ("read",)),
+    ("auth/token/renew-self", ("update",)),
+    ("auth/token/revoke-self", ("update",)),
+)
+
+
+def pulumi_admin_policy() -> str:
+    """HCL of the program's own Vault policy: configuration only, never secret data. It can still
+    write policies and roles (that is its job), so it is as trusted as the stack state itself."""
+    lines = ["# The Pulumi program's standing token: configuration paths only."]
+    for path, caps in _PULUMI_ADMIN_RULES:
+        quoted = ", ".join(f'"{c}"' for c in caps)
+        lines += [f'path "{path}" {{', f"  capabilities = [{quoted}]", "}"]
+    return "\n".join(lines) + "\n"
+
+
 def group_policies(cfg: PlatformConfig) -> dict[str, list[str]]:
     """Authentik group name -> Vault policies of its external group."""
     out: dict[str, list[str]] = {g: [] for g in group_names(cfg)}
@@ -136,7 +182,7 @@ def policy_allows(rules: dict[str, set[str]], path: str, capability: str) -> boo
 class VaultConfigArgs:
     config: PlatformConfig
     address: str  # public URL of Vault
-    token: pulumi.Output[str]  # root token from VaultInit (secret)
+    token: pulumi.Output[str]  # VaultAdminToken.token (secret), never the root token
     oidc: OidcClient  # Authentik's "vault" application
     depends_on: Sequence[pulumi.Resource] = ()  # VaultUnseal: Vault unsealed with an active node
     verify_tls: bool = True
@@ -167,7 +213,7 @@ class VaultConfig(pulumi.ComponentResource):
             address=args.address,
             token=pulumi.Output.secret(args.token),
             skip_tls_verify=not args.verify_tls,
-            # The root token only mints one child token per run; it must outlive the run
+            # The admin token only mints one child token per run; it must outlive the run
             # (tenants' control planes included), see components/timeouts.py.
             skip_child_token=False,
             max_lease_ttl_seconds=vault_token_ttl_seconds(),
@@ -194,7 +240,10 @@ class VaultConfig(pulumi.ComponentResource):
 
         self.policies = {
             PLATFORM_ADMIN_POLICY: vault.Policy(f"{name}-policy-{PLATFORM_ADMIN_POLICY}",
-                                                name=PLATFORM_ADMIN_POLICY, policy=platform_admin_policy(), opts=child)
+                                                name=PLATFORM_ADMIN_POLICY, policy=platform_admin_policy(), opts=child),
+            # Written first by VaultAdminToken (with the root token); a change is applied from here.
+            PULUMI_ADMIN_POLICY: vault.Policy(f"{name}-policy-{PULUMI_ADMIN_POLICY}",
+                                              name=PULUMI_ADMIN_POLICY, policy=pulumi_admin_policy(), opts=child),
         }
         self.tenant_policies = {}
         self.tenant_policy_names = {}

@@ -584,6 +584,12 @@ class Vault(Model):
         default=900, ge=60, le=7200,
         description="How long 'pulumi up' waits for the Vault servers to answer before initialising and unsealing.",
     )
+    recovery_root_token: SecretValue | None = Field(
+        default=None,
+        description="Only to recover the program's Vault access: a root token generated from the unseal keys "
+        "(docs/operations/vault-root-token.md); the next 'up' mints a new pulumi-admin token with it and revokes "
+        "it. Remove it afterwards. Secure value.",
+    )
 
     @model_validator(mode="after")
     def _threshold(self) -> Vault:
@@ -797,11 +803,46 @@ class Backups(Model):
         default=None, pattern=_BUCKET,
         description="Bucket name (unique in the region); defaults to '<managementCluster.name>-backups'.")
     items: BackupItems = Field(default_factory=BackupItems, description="Schedule and retention of each backup.")
-    encryption_key_generation: int = Field(
-        default=0, ge=0, description="Generation of the client-side encryption key (keeper of its random "
-        "generator); objects are written under 'k<generation>/'.")
-    credentials_generation: int = Field(
-        default=0, ge=0, description="Generation of the bucket's S3 credentials (a change replaces them).")
+
+
+# --- credential rotation (issue 17) -------------------------------------------------------------
+# One counter per generated credential. Raising it regenerates that credential (a keeper of its
+# pulumi_random generator, a generation-suffixed name for what a provider or controller makes) and
+# updates its consumers in the same `up` (components/rotation.py). Config cannot check that a
+# counter only ever grows: going back to an earlier number makes a new credential again, it does
+# not bring the old one back (README "Rotating a credential").
+Generation = Annotated[int, Field(ge=0)]
+
+
+class TenantRotation(Model):
+    argocd_token: Generation = Field(
+        default=0, description="ArgoCD's ServiceAccount token in the tenant cluster (a new token Secret "
+        "'argocd-manager-token-g<N>'; the ArgoCD cluster Secret switches to it, the old one is deleted).")
+    netbird_setup_key: Generation = Field(
+        default=0, description="NetBird setup key of the tenant's routing peers (only with netbirdRoute).")
+
+
+class Rotation(Model):
+    tsig_external_dns: Generation = Field(default=0, description="TSIG key of ExternalDNS (Bind9 and ExternalDNS restart).")
+    tsig_cert_manager: Generation = Field(default=0, description="TSIG key of cert-manager's DNS-01 solver (Bind9 restarts).")
+    tsig_backup_transfer: Generation = Field(
+        default=0, description="Transfer-only TSIG key of the zone backup (Bind9 restarts; only with backups).")
+    argocd_client_secret: Generation = Field(
+        default=0, description="OIDC client secret of ArgoCD in Authentik (Authentik provider and ArgoCD's Secret).")
+    vault_client_secret: Generation = Field(
+        default=0, description="OIDC client secret of Vault in Authentik (Authentik provider and Vault's OIDC auth mount).")
+    netbird_setup_key: Generation = Field(
+        default=0, description="NetBird setup key of the management cluster's routing peers.")
+    backup_encryption_key: Generation = Field(
+        default=0, description="Client-side backup encryption key; objects are then written under 'k<N>/'. "
+        "Every earlier key stays (protected) for older objects: stack output 'backupEncryptionKeys'.")
+    backup_credentials: Generation = Field(
+        default=0, description="S3 credentials of the backup bucket (new keys are created before the old are deleted).")
+    tenants: dict[str, TenantRotation] = Field(
+        default_factory=dict, description="Per tenant (by name): its own credentials.")
+
+    def tenant(self, name: str) -> TenantRotation:
+        return self.tenants.get(name) or TenantRotation()
 
 
 class VmOverhead(Model):
@@ -991,6 +1032,8 @@ class PlatformConfig(Model):
     host_capacity: HostCapacity
     tenants: list[Tenant] = Field(default_factory=list)
     backups: Backups | None = Field(default=None, description="Encrypted backups to OVHcloud Object Storage; none when unset.")
+    rotation: Rotation = Field(default_factory=Rotation,
+                               description="Generation of each generated credential: raise one to rotate it.")
 
     @property
     def cluster_endpoint(self) -> str:
@@ -1212,6 +1255,13 @@ def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> 
 
     if "managementCluster" not in failed:  # it counts the management cluster's servers
         p.extend(tenant_control_plane_problems(cfg))
+
+    # Rotation counters of tenants that do not exist would silently do nothing.
+    tenant_names = sorted(t.name for t in cfg.tenants)
+    for tname in sorted(cfg.rotation.tenants) if not {"tenants", "rotation"} & failed else ():
+        if tname not in tenant_names:
+            p.append(ConfigProblem(path=f"rotation.tenants.{tname}", problem=f"no tenant is named '{tname}'",
+                                   hint=_spelling_hint(tname, tenant_names) if tenant_names else "remove it: there are no tenants"))
 
     # Capacity: the sum of tenant VM requests (plus per-VM overhead) must fit the host.
     ov = cfg.host_capacity.vm_overhead
@@ -1654,6 +1704,8 @@ def _model_at(top: str, loc: tuple[Any, ...]) -> type[BaseModel] | None:
         if isinstance(part, int):
             args = typing.get_args(tp)
             tp = args[0] if args else None
+        elif typing.get_origin(tp) is dict:  # dict[str, Model]: any key leads to the value model
+            tp = typing.get_args(tp)[1]
         elif isinstance(tp, type) and issubclass(tp, BaseModel):
             by_alias = {f.alias or n: f for n, f in tp.model_fields.items()}
             tp = by_alias[part].annotation if part in by_alias else None

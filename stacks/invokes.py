@@ -7,6 +7,8 @@ fakes: nothing here stands for a real credential.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -95,9 +97,18 @@ def _talos_secrets(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _generation(inputs: dict[str, Any], key: str = "keepers") -> str:
+    """A replaced generator makes a new value: a rotated keeper (components/rotation.py) changes
+    the mock's value too, so the offline plan shows which consumers a rotation reaches."""
+    value = inputs.get(key)
+    if not value or value == {"generation": "0"}:
+        return ""
+    return "-" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
 @computes("random:index/randomPassword:RandomPassword")
 def _random_password(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"result": f"{SECRET_MARKER}-{name}"}
+    return {"result": f"{SECRET_MARKER}-{name}{_generation(inputs)}"}
 
 
 @computes("pulumi-python:dynamic/weebo:VaultInit")
@@ -109,14 +120,22 @@ def _vault_init(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@computes("pulumi-python:dynamic/weebo:VaultAdminToken")
+def _vault_admin_token(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"token": f"{SECRET_MARKER}-{name}-token", "accessor": _fake("accessor", name)}
+
+
 @computes("random:index/randomBytes:RandomBytes")
 def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"base64": generated_secret("b64", name), "hex": generated_secret("hex", name)}
+    gen = _generation(inputs)
+    return {"base64": generated_secret("b64", name) + gen, "hex": generated_secret("hex", name) + gen}
 
 
 @computes("netbird:index/setupKey:SetupKey")
 def _netbird_setup_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"key": generated_secret("setupkey", name)}
+    # A rotated key (its name carries the generation, components/rotation.py) is a new key.
+    rotated = re.search(r"-g\d+$", str(inputs.get("name", "")))
+    return {"key": generated_secret("setupkey", name) + (rotated.group(0) if rotated else "")}
 
 # Ref: terraform-provider-talos v0.11.0 pkg/talos/talos_image_factory_urls_data_source.go and
 # talos v1.13.9 pkg/machinery/platforms/platforms.go (DiskImageSuffix per platform).

@@ -42,3 +42,5 @@ def main(tenants: Collection[str] | None = None) -> None:
         pulumi.export("backups", backups.inventory)  # what is backed up where (whole config)
         pulumi.export("backupRestoreCredentials", backups.reader_credentials)  # secret
         pulumi.export("backupEncryptionKey", backups.passphrase)  # secret
+        # Every generation's key by object prefix (k<N>): older objects need older keys (secret).
+        pulumi.export("backupEncryptionKeys", pulumi.Output.secret(backups.passphrases))

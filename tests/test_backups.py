@@ -160,9 +160,13 @@ def test_retention_is_a_lifecycle_rule_per_item_prefix(cfg, result):
 
 def test_key_and_credentials_rotate_by_generation_keepers():
     base = plan(backup_raw()).monitor
-    rotated = plan(backup_raw(encryptionKeyGeneration=1, credentialsGeneration=2)).monitor
+    rotated = plan({**backup_raw(), "rotation": {"backupEncryptionKey": 1, "backupCredentials": 2}}).monitor
     assert base.named("backups-encryption-key").inputs["keepers"] == {"generation": "0"}
-    assert rotated.named("backups-encryption-key").inputs["keepers"] == {"generation": "1"}
+    assert not [r for r in base.registrations.values() if r.name == "backups-encryption-key-g1"]
+    # A rotation adds the next key and keeps the old one (protected: objects under k0/ need it).
+    assert rotated.named("backups-encryption-key").inputs["keepers"] == {"generation": "0"}
+    assert rotated.named("backups-encryption-key-g1").inputs["keepers"] == {"generation": "1"}
+    assert rotated.named("backups-encryption-key-g1").protect
     assert rotated.named("backups-credentials-generation").inputs["keepers"] == {"generation": "2"}
     gen = rotated.named("backups-credentials-generation").urn
     cred = rotated.named("backups-writer-credentials")
@@ -171,6 +175,9 @@ def test_key_and_credentials_rotate_by_generation_keepers():
     env = {e["name"]: e.get("value") for e in _pod(rotated.named("backups-vault"))["containers"][0]["env"]}
     assert env["RCLONE_CONFIG_BACKUP_REMOTE"].endswith("/k1")
     assert base.named("backups-encryption-key").protect
+    s3 = rotated.named("backups-s3")
+    assert rotated.named("backups-encryption-key-g1").urn in s3.property_dependencies["stringData"]
+    assert rotated.named("backups-encryption-key").urn not in s3.property_dependencies["stringData"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -184,7 +184,8 @@ def test_vault_resources_use_the_explicit_provider_built_from_the_init_resource(
     api = mon.named("vault-config-api")
     init = mon.named("vault-init")
     assert api.input("address") == "https://vault.cloud.example.org"
-    assert init.urn in api.property_dependencies["token"]
+    # The admin token made from the init's root token, never the root token itself (issue 17).
+    assert api.property_dependencies["token"] == [mon.named("vault-admin-token").urn]
     resources = [r for r in mon.registrations.values() if r.type.startswith("vault:")]
     assert {r.type for r in resources} >= {
         "vault:index/mount:Mount", "vault:index/audit:Audit", "vault:jwt/authBackend:AuthBackend",
