@@ -44,7 +44,9 @@ def generated_tenant(i: int) -> dict[str, Any]:
     shapes = [
         {"controlPlane": {"replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 20},
          "workerPools": [{"name": "general", "replicas": 2, "cpu": 2, "memoryGib": 4, "diskGib": 30}]},
-        {"controlPlane": {"replicas": 3, "cpu": 2, "memoryGib": 4, "diskGib": 20},
+        # One control-plane VM: on prod's single server a multi-VM control plane is refused
+        # (stacks.config.tenant_control_plane_problems).
+        {"controlPlane": {"replicas": 1, "cpu": 2, "memoryGib": 4, "diskGib": 20},
          "workerPools": [{"name": "general", "replicas": 3, "cpu": 4, "memoryGib": 8, "diskGib": 50},
                          {"name": "db", "replicas": 1, "cpu": 4, "memoryGib": 16, "diskGib": 100}]},
     ]

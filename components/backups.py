@@ -127,9 +127,13 @@ def key_prefix(cfg: PlatformConfig) -> str:
     return f"k{cfg.rotation.backup_encryption_key}"
 
 
+# Every tenant's etcd snapshots live under this prefix (tenant_item) and share one retention.
+TENANT_ETCD_PREFIX = "tenant-etcd"
+
+
 def tenant_item(cfg: PlatformConfig, tenant: Tenant) -> BackupItem:
     assert cfg.backups is not None
-    return BackupItem(f"tenant-etcd-{tenant.name}", f"tenant-etcd/{tenant.name}", "etcd.snapshot",
+    return BackupItem(f"tenant-etcd-{tenant.name}", f"{TENANT_ETCD_PREFIX}/{tenant.name}", "etcd.snapshot",
                       cfg.backups.items.tenant_etcd, tenant=tenant.name)
 
 
@@ -198,16 +202,19 @@ def reader_policy(bucket: str) -> dict[str, Any]:
 def lifecycle_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     """One rule per item prefix and key generation (the prefix starts with k<generation>: after a
     rotation of the key, objects written with the older keys must still expire), plus aborting
-    forgotten multipart uploads."""
+    forgotten multipart uploads. The tenants' snapshots share one rule on their common prefix, so
+    adding or removing a tenant leaves the bucket's configuration alone."""
     assert cfg.backups is not None
     rules = [{"id": "abort-incomplete-uploads", "status": "enabled",
               "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}]
+    expiring = [(i.name, i.prefix, i.schedule) for i in platform_items(cfg)]
+    expiring.append((TENANT_ETCD_PREFIX, TENANT_ETCD_PREFIX, cfg.backups.items.tenant_etcd))
     for g in range(cfg.rotation.backup_encryption_key + 1):
-        for i in all_items(cfg):
-            days = i.schedule.retention_days
+        for name, prefix, schedule in expiring:
+            days = schedule.retention_days
             rules.append({
-                "id": rotation.suffixed(f"expire-{i.name}", g), "status": "enabled",
-                "filter": {"prefix": f"k{g}/{i.prefix}/"},
+                "id": rotation.suffixed(f"expire-{name}", g), "status": "enabled",
+                "filter": {"prefix": f"k{g}/{prefix}/"},
                 "expiration": {"days": days},
                 "noncurrent_version_expiration": {"noncurrent_days": days},
             })

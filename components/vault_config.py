@@ -262,7 +262,7 @@ class VaultConfig(pulumi.ComponentResource):
             description="Service accounts of the management cluster", opts=child,
         )
         # Vault runs in the cluster: its own service account token and CA review the tokens.
-        vault.kubernetes.AuthBackendConfig(
+        self.kubernetes_config = vault.kubernetes.AuthBackendConfig(
             f"{name}-kubernetes-config", backend=self.kubernetes_backend.path,
             kubernetes_host="https://kubernetes.default.svc", opts=child,
         )

@@ -173,7 +173,10 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
         assert dns.backup_access is not None
         backups = Backups("backups", BackupsArgs(
             config=cfg, dns_access=dns.backup_access, authentik_db_password=authentik.db_password,
-            depends_on=[cilium, cert_manager], vault_ready=[vault.config], authentik_ready=[authentik.release],
+            depends_on=[cilium, cert_manager], authentik_ready=[authentik.release],
+            # The job's own Vault role and the auth method's config, not all of Vault's config
+            # (a policy per tenant): adding a tenant must leave the backups alone.
+            vault_ready=[vault.config.backup_role, vault.config.kubernetes_config],
             # The talos.dev ServiceAccount CRD is registered by Talos once the cluster runs.
             talos_ready=[cluster] if talosconfig is not None else [],
         ), provider)

@@ -152,10 +152,14 @@ def test_retention_is_a_lifecycle_rule_per_item_prefix(cfg, result):
     assert rules["expire-vault"]["filter"] == {"prefix": "k0/vault/"}
     assert rules["expire-vault"]["expiration"] == {"days": 90}
     assert rules["expire-vault"]["noncurrent_version_expiration"] == {"noncurrent_days": 90}
-    assert rules["expire-tenant-etcd-alpha"]["expiration"]["days"] == cfg2.backups.items.tenant_etcd.retention_days
-    assert set(rules) == {"abort-incomplete-uploads", *(f"expire-{i.name}" for i in b.all_items(cfg2))}
+    # Every tenant's snapshots: one rule on their common prefix, with the tenant item's retention.
+    assert rules["expire-tenant-etcd"]["filter"] == {"prefix": "k0/tenant-etcd/"}
+    assert rules["expire-tenant-etcd"]["expiration"]["days"] == cfg2.backups.items.tenant_etcd.retention_days
+    assert all(i.prefix.startswith("tenant-etcd/") for i in b.all_items(cfg2) if i.tenant)
+    assert set(rules) == {"abort-incomplete-uploads", "expire-tenant-etcd",
+                          *(f"expire-{i.name}" for i in b.platform_items(cfg2))}
     lifecycle = result.monitor.named("backups-lifecycle")
-    assert len(lifecycle.inputs["rules"]) == len(b.all_items(cfg)) + 1
+    assert len(lifecycle.inputs["rules"]) == len(b.platform_items(cfg)) + 2
 
 
 def test_key_and_credentials_rotate_by_generation_keepers():
@@ -681,3 +685,20 @@ def test_the_writer_key_can_upload_but_not_read_list_or_delete_and_the_reader_re
     with disable_iam_authentication():
         versions = boto3.client("s3", **s3["admin"]).list_object_versions(Bucket=s3["bucket"], Prefix=obj)
     assert [v["Key"] for v in versions.get("Versions", [])] == [obj] and not versions.get("DeleteMarkers")
+
+
+def test_adding_a_tenant_changes_no_existing_backup_resource(result):
+    """A new tenant adds its own CronJob, Role and policies and leaves everything that exists
+    alone: the bucket's lifecycle covers every tenant with one rule on their common prefix, and the
+    Vault job waits for its own role, not for the whole Vault configuration (which grows a policy
+    per tenant)."""
+    from stacks.plan import diff_plans, render
+
+    raw = backup_raw()
+    raw["tenants"] = [*raw["tenants"], tenant("gamma", 2)]
+    grown = plan(raw)
+    diff = diff_plans(render(result).document(), render(grown).document())
+    assert diff["changed"] == {} and diff["removed"] == []
+    assert any("tenant-etcd-gamma" in urn for urn in diff["added"])
+    rules = b.lifecycle_rules(config(raw))
+    assert [r["filter"]["prefix"] for r in rules if "tenant-etcd" in r["id"]] == ["k0/tenant-etcd/"]
