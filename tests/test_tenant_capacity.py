@@ -9,19 +9,10 @@ import math
 import pytest
 
 from components import tenant_capacity, tenant_capi, tenant_policies
-from tests.helpers.factories import base_raw, config, tenant
+from tests.helpers.factories import base_raw, config, servers, tenant
 
 MI, GI = 1024**2, 1024**3
 
-
-def servers(count: int) -> dict:
-    """A management cluster of ``count`` servers (one control plane, the others workers): four give
-    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
-    (stacks.config.tenant_control_plane_problems)."""
-    mc = base_raw()["managementCluster"]
-    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
-                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
-    return mc
 
 POOLS = [
     {"name": "general", "replicas": 3, "cpu": 4, "memoryGib": 8, "diskGib": 60},

@@ -26,20 +26,10 @@ from components.contracts import (
     hostnames,
     tenant_oidc_slug,
 )
-from tests.helpers.factories import base_raw, config, tenant
+from tests.helpers.factories import base_raw, config, servers, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource, validate_talos_patch
 
 QEMU_GUEST_AGENT_SCHEMATIC = "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515"
-
-
-def servers(count: int) -> dict:
-    """A management cluster of ``count`` servers (one control plane, the others workers): four give
-    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
-    (stacks.config.tenant_control_plane_problems)."""
-    mc = base_raw()["managementCluster"]
-    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
-                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
-    return mc
 
 
 def _cfg(*tenants, **overrides):

@@ -53,3 +53,13 @@ def plan(raw: dict[str, Any] | None = None, *, stack: str = "test", preview: boo
          secret_keys: frozenset[str] = frozenset()) -> PlanResult:
     return run_offline(StackFile(stack=stack, raw=raw if raw is not None else base_raw(), secret_keys=secret_keys),
                        preview=preview)
+
+
+def servers(count: int) -> dict:
+    """A management cluster of ``count`` servers (one control plane, the others workers): four give
+    a three-VM tenant control plane one server per VM plus one for its rolling-update VM
+    (stacks.config.tenant_control_plane_problems)."""
+    mc = base_raw()["managementCluster"]
+    mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
+                                    "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
+    return mc
