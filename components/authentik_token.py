@@ -3,8 +3,10 @@
 ``AUTHENTIK_BOOTSTRAP_TOKEN`` (``components/authentik.py``) becomes, on Authentik's first start,
 the API token ``authentik-bootstrap-token`` of ``akadmin``; it is read at first start only, so a
 new value in the Secret would change nothing (README "Rotating a credential").
-Ref: goauthentik/authentik authentik/core/tests/test_setup.py (test_setup_bootstrap_env: the
-token's identifier and intent ``api``, made while the ``Setup`` flag is unset).
+Ref: goauthentik docs "Automated install" (``AUTHENTIK_BOOTSTRAP_TOKEN``: "Only read on the first
+startup", so a deleted bootstrap token is not made again by a restart);
+goauthentik/authentik authentik/core/tests/test_setup.py (test_setup_bootstrap_env: the token's
+identifier and intent ``api``, made while the ``Setup`` flag is unset).
 
 ``AuthentikApiToken`` - create runs once, with the bootstrap token:
 
