@@ -69,12 +69,12 @@ def _fail(what: str, resp: Response) -> BootstrapError:
     return BootstrapError(f"{what} failed with HTTP {resp.status}")
 
 
-def _first_pk(props: dict[str, Any], token: str, path: str) -> Any | None:
+def _pk_of(props: dict[str, Any], token: str, path: str, field: str, value: str) -> Any | None:
+    """The pk of the listed object whose ``field`` is exactly ``value`` (the query narrows the list)."""
     resp = _call(props, token, "GET", path)
     if resp.status != 200 or not isinstance(resp.body, dict):
         raise _fail(f"GET {path.split('?')[0]}", resp)
-    results = resp.body.get("results") or []
-    return results[0]["pk"] if results else None
+    return next((r["pk"] for r in resp.body.get("results") or [] if r.get(field) == value), None)
 
 
 def _wait_for_bootstrap_token(props: dict[str, Any]) -> None:
@@ -92,13 +92,13 @@ def _wait_for_bootstrap_token(props: dict[str, Any]) -> None:
 def _service_account(props: dict[str, Any], token: str) -> int:
     name = str(props["username"])
     q = urllib.parse.quote(name)
-    group_uuid = _first_pk(props, token, f"/api/v3/core/groups/?name={q}")
+    group_uuid = _pk_of(props, token, f"/api/v3/core/groups/?name={q}", "name", name)
     if group_uuid is None:
         resp = _call(props, token, "POST", "/api/v3/core/groups/", {"name": name, "is_superuser": True})
         if resp.status != 201 or not isinstance(resp.body, dict):
             raise _fail(f"creating the group {name}", resp)
         group_uuid = resp.body["pk"]
-    user = _first_pk(props, token, f"/api/v3/core/users/?username={q}")
+    user = _pk_of(props, token, f"/api/v3/core/users/?username={q}", "username", name)
     if user is None:
         resp = _call(props, token, "POST", "/api/v3/core/users/", {
             "username": name, "name": "Pulumi (weebo-platform)", "type": "service_account", "groups": [group_uuid],

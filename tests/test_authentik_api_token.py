@@ -101,7 +101,8 @@ class FakeAuthentik:
             return 200, {"user": {"username": self.users[self.tokens[who]["user"]]}}
         if path.startswith("/api/v3/core/groups/?name="):
             name = path.split("=", 1)[1]
-            return 200, {"results": [{"pk": g["pk"]} for n, g in self.groups.items() if n == name]}
+            # A search, as a filter that is not exact would be: the provider picks the exact name.
+            return 200, {"results": [{"pk": g["pk"], "name": n} for n, g in self.groups.items() if name in n]}
         if path == "/api/v3/core/groups/" and method == "POST":
             self.groups[body["name"]] = {"pk": "g-uuid", "superuser": body["is_superuser"], "users": set()}
             return 201, {"pk": "g-uuid"}
@@ -110,7 +111,7 @@ class FakeAuthentik:
             return 204, None
         if path.startswith("/api/v3/core/users/?username="):
             name = path.split("=", 1)[1]
-            return 200, {"results": [{"pk": pk} for pk, n in self.users.items() if n == name]}
+            return 200, {"results": [{"pk": pk, "username": n} for pk, n in self.users.items() if name in n]}
         if path == "/api/v3/core/users/" and method == "POST":
             assert body["type"] == "service_account" and body["groups"] == ["g-uuid"]
             self.users[2] = body["username"]
@@ -237,3 +238,11 @@ def test_config_refuses_a_group_named_like_the_programs_service_account():
         parse_config(raw, frozenset(), stack="test")
     paths = {p.path for p in err.value.problems}
     assert {"authentik.platformAdminGroup", "authentik.groups[0].name"} <= paths
+
+
+def test_a_user_whose_name_only_contains_pulumi_admin_is_not_taken_for_the_service_account():
+    fake = FakeAuthentik()
+    fake.users[5] = f"{SERVICE_ACCOUNT}-legacy"  # the list query also returns it
+    with fake_http(fake) as url:
+        outs = _AuthentikApiTokenProvider().create(_props(url)).outs
+    assert outs["user_pk"] == 2 and fake.tokens[TOKEN_IDENTIFIER]["user"] == 2
