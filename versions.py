@@ -277,12 +277,25 @@ KUBEVIRT_CSI_IMAGES: dict[str, str] = {
 AUTHENTIK_API_CHECK: dict[str, object] = {
     "provider": "pulumi-authentik==2025.8.1",
     "server": "2026.8.0",
-    # The program's own calls (components.authentik_ready, components.identity), checked the same way.
+    # The program's own calls (components.authentik_ready, components.identity,
+    # components.authentik_token), checked the same way (the token calls: request models
+    # GroupRequest, UserRequest/UserTypeEnum, UserAccountRequest, TokenRequest/IntentEnum,
+    # TokenSetKeyRequest; response SessionUser.user.username, paginated results[].pk).
     "api_calls": (
         "GET /api/v3/crypto/certificatekeypairs/?name=",
         "GET /api/v3/flows/instances/?slug=",
         "GET /api/v3/propertymappings/provider/scope/?managed=",
         "PATCH /api/v3/providers/oauth2/{id}/ grant_types",
+        "GET /api/v3/core/users/me/",
+        "GET /api/v3/core/groups/?name=",
+        "POST /api/v3/core/groups/ name is_superuser",
+        "POST /api/v3/core/groups/{group_uuid}/ add_user/ pk",
+        "GET /api/v3/core/users/?username=",
+        "POST /api/v3/core/users/ username name type groups",
+        "POST /api/v3/core/tokens/ identifier intent user expiring description",
+        "GET /api/v3/core/tokens/{identifier}/",
+        "POST /api/v3/core/tokens/{identifier}/ set_key/ key",
+        "DELETE /api/v3/core/tokens/{identifier}/",
     ),
     # Pulumi type token -> the input fields (or invoke arguments) checked.
     "uses": {

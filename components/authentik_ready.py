@@ -1,5 +1,5 @@
 """A gate for the Authentik API: ``pulumi up`` waits here until Authentik answers with the
-bootstrap token and its default objects exist.
+program's API token (``components/authentik_token.py``) and its default objects exist.
 
 Why a gate: the Helm release is "ready" when the server pods answer their health checks, but
 the worker creates the akadmin token (``AUTHENTIK_BOOTSTRAP_TOKEN``) and applies the default
@@ -47,8 +47,7 @@ def _missing(url: str, token: str, verify_tls: bool, flows: Sequence[str], scope
     for what, path in checks:
         resp = request_json("GET", url.rstrip("/") + path, headers=headers, verify_tls=verify_tls)
         if resp.status in (401, 403):
-            # The bootstrap token does not exist until the worker applied the bootstrap blueprint.
-            raise NotYet(f"API refuses the bootstrap token (HTTP {resp.status})")
+            raise NotYet(f"API refuses the program's token (HTTP {resp.status})")
         if resp.status != 200 or not isinstance(resp.body, dict):
             raise NotYet(f"API answered HTTP {resp.status} for {what}")
         if not resp.body.get("results"):
@@ -80,7 +79,7 @@ class _AuthentikReadyProvider(dynamic.ResourceProvider):
 @dataclass(frozen=True)
 class AuthentikReadyArgs:
     url: str  # public base URL, e.g. https://auth.cloud.example.org
-    token: pulumi.Input[str]  # the bootstrap token (secret)
+    token: pulumi.Input[str]  # AuthentikApiToken.key (secret), never the bootstrap token
     verify_tls: bool = True
     timeout_seconds: int = 900
     poll_interval_seconds: int = 10

@@ -1,13 +1,16 @@
 """What lives inside Authentik: groups, OIDC applications and the forward-auth outpost,
-configured through ``pulumi_authentik`` with the bootstrap token of the same program.
+configured through ``pulumi_authentik`` with the program's own API token (not the bootstrap token).
 
 Order on a brand-new environment (``pulumi up``):
 
-1. ``authentik.Provider`` from the public URL and the bootstrap token (a ``RandomPassword`` of
-   ``components/authentik.py``): nothing contacts Authentik yet; during the first preview the
-   token is unknown, so the provider is not configured and every resource shows as "create".
-2. ``AuthentikReady`` (dynamic resource, ``pulumi up`` only) waits until the API accepts the
-   token and the default flows, scope mappings and self-signed certificate exist.
+1. ``AuthentikApiToken`` (dynamic resource, ``components/authentik_token.py``) waits until the API
+   accepts the bootstrap token (a ``RandomPassword`` of ``components/authentik.py``), uses it once
+   to make the ``pulumi-admin`` service account and its token (key: a ``RandomPassword`` rotated by
+   ``rotation.authentikApiToken``), then deletes the bootstrap token. During the first preview the
+   key is unknown, so the provider is not configured and every resource shows as "create".
+2. ``AuthentikReady`` (dynamic resource, ``pulumi up`` only) waits until the API accepts that
+   token and the default flows, scope mappings and self-signed certificate exist; then
+   ``authentik.Provider`` is configured from the public URL and the token.
 3. The invokes (``get_flow``, ``get_property_mapping_provider_scope``,
    ``get_certificate_key_pair``) depend on that gate: during a preview where the gate is still
    to be created they return unknowns instead of calling a server that does not exist.
@@ -49,6 +52,7 @@ from components.authentik_ready import (
     AuthentikReady,
     AuthentikReadyArgs,
 )
+from components.authentik_token import TOKEN_IDENTIFIER, AuthentikApiToken, AuthentikApiTokenArgs
 from components.bootstrap_http import BootstrapError, request_json
 from components.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
@@ -388,7 +392,7 @@ class AuthentikApi:
 class IdentityArgs:
     config: PlatformConfig
     url: str  # public base URL of Authentik
-    token: pulumi.Output[str]  # bootstrap token (secret)
+    token: pulumi.Output[str]  # bootstrap token (secret): AuthentikApiToken's create only
     depends_on: Sequence[pulumi.Resource] = ()  # the release and the route serving it
     verify_tls: bool = True
 
@@ -403,6 +407,7 @@ class Identity(pulumi.ComponentResource):
 
     config: PlatformConfig
     provider: authentik.Provider
+    api_token: AuthentikApiToken
     api: AuthentikApi
     ready: AuthentikReady
     authorization_flow_id: pulumi.Output[str]
@@ -421,19 +426,33 @@ class Identity(pulumi.ComponentResource):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("weebo:identity:AuthentikConfig", name, None, opts)
         cfg = self.config = args.config
-        self.api = AuthentikApi(url=args.url, token=pulumi.Output.secret(args.token), verify_tls=args.verify_tls)
-        self.ready = AuthentikReady(
-            f"{name}-ready",
-            AuthentikReadyArgs(url=args.url, token=args.token, verify_tls=args.verify_tls,
-                               timeout_seconds=cfg.authentik.bootstrap_timeout_seconds),
+        # The bootstrap token is used once, to make the program's own token, and then deleted
+        # (components/authentik_token.py); everything below uses that token's key.
+        generation = cfg.rotation.authentik_api_token
+        key = random.RandomPassword(f"{name}-api-token-key", length=64, special=False,
+                                    keepers=rotation.keepers(generation),
+                                    opts=pulumi.ResourceOptions(parent=self))
+        self.api_token = AuthentikApiToken(
+            f"{name}-api-token",
+            AuthentikApiTokenArgs(url=args.url, bootstrap_token=args.token, key=pulumi.Output.secret(key.result),
+                                  identifier=rotation.suffixed(TOKEN_IDENTIFIER, generation),
+                                  verify_tls=args.verify_tls, timeout_seconds=cfg.authentik.bootstrap_timeout_seconds),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        # The provider is configured only once the API answers with the bootstrap token at its
+        token = pulumi.Output.secret(self.api_token.key)
+        self.api = AuthentikApi(url=args.url, token=token, verify_tls=args.verify_tls)
+        self.ready = AuthentikReady(
+            f"{name}-ready",
+            AuthentikReadyArgs(url=args.url, token=token, verify_tls=args.verify_tls,
+                               timeout_seconds=cfg.authentik.bootstrap_timeout_seconds),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.api_token]),
+        )
+        # The provider is configured only once the API answers with the program's token at its
         # public name (so after ExternalDNS published it): an API that answers before its provider.
         self.provider = authentik.Provider(
             f"{name}-api",
             url=args.url,
-            token=pulumi.Output.secret(args.token),
+            token=token,
             insecure=not args.verify_tls,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
         )

@@ -838,6 +838,9 @@ class Rotation(Model):
         "Every earlier key stays (protected) for older objects: stack output 'backupEncryptionKeys'.")
     backup_credentials: Generation = Field(
         default=0, description="S3 credentials of the backup bucket (new keys are created before the old are deleted).")
+    authentik_api_token: Generation = Field(
+        default=0, description="The program's Authentik API token (service account pulumi-admin; the new token "
+        "is created before the old is deleted; the authentik provider follows).")
     tenants: dict[str, TenantRotation] = Field(
         default_factory=dict, description="Per tenant (by name): its own credentials.")
 
@@ -1542,12 +1545,20 @@ def _duplicate_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
         if t.api_source_ranges:
             _unique(p, f"tenants[{i}].apiSourceRanges", [str(ipaddress.ip_network(r)) for r in t.api_source_ranges], "")
         _unique(p, f"tenants[{i}].adminGroups", list(t.admin_groups), "")
+    from components.authentik_token import SERVICE_ACCOUNT
+
     admin = cfg.authentik.platform_admin_group
     for i, g in enumerate(cfg.authentik.groups):
         if g.name == admin:
             p.append(ConfigProblem(path=f"authentik.groups[{i}].name",
                                    problem=f"'{g.name}' is authentik.platformAdminGroup, which the platform already creates",
                                    hint="remove this entry or rename it"))
+    # The program's own API identity (components/authentik_token.py) has a group of that name.
+    for path, name in [("authentik.platformAdminGroup", admin),
+                       *((f"authentik.groups[{i}].name", g.name) for i, g in enumerate(cfg.authentik.groups))]:
+        if name == SERVICE_ACCOUNT:
+            p.append(ConfigProblem(path=path, problem=f"'{name}' is the group of the program's own Authentik API "
+                                   "token, which the platform already creates", hint="choose another name"))
     _unique(p, "netbird.groups", list(cfg.netbird.groups), "")
     return p
 

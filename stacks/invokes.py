@@ -125,6 +125,11 @@ def _vault_admin_token(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"token": f"{SECRET_MARKER}-{name}-token", "accessor": _fake("accessor", name)}
 
 
+@computes("pulumi-python:dynamic/weebo:AuthentikApiToken")
+def _authentik_api_token(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"user_pk": 7}
+
+
 @computes("random:index/randomBytes:RandomBytes")
 def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     gen = _generation(inputs)

@@ -71,7 +71,7 @@ def fake_http(handler: Handler) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(raw)
 
-        do_GET = do_PUT = do_POST = do_PATCH = _serve
+        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
 
         def log_message(self, *args: Any) -> None:
             pass
