@@ -154,7 +154,7 @@ def all_items(cfg: PlatformConfig) -> list[BackupItem]:
 
 def inventory(cfg: PlatformConfig) -> dict[str, Any]:
     """The ``backups`` stack output: what is backed up where. Built from the whole config (never
-    from the tenants being built: stacks.plan --jobs requires it)."""
+    from the tenants being built: offline.plan --jobs requires it)."""
     assert cfg.backups is not None
     return {
         "bucket": bucket_name(cfg),

@@ -1,11 +1,11 @@
 """The platform's guardrails as plain functions over resource records.
 
-A *record* is one resource as ``plan.json`` shows it (``stacks.plan.resource_record``)::
+A *record* is one resource as ``plan.json`` shows it (``offline.plan.resource_record``)::
 
     {"urn", "type", "name", "custom", "parent", "protect", "retainOnDelete", "inputs", ...}
 
 with secrets replaced by ``"[secret]"`` and values only known after deployment by
-``"[unknown]"``. The offline plan (``stacks/plan.py``) runs :func:`evaluate` over its plan
+``"[unknown]"``. The offline plan (``offline/plan.py``) runs :func:`evaluate` over its plan
 document, the CrossGuard pack (``policy/pack.py``) builds the same records from what the engine
 hands a policy, and the tests run both. This module imports nothing but the standard library,
 so the policy pack needs nothing of the program to run.
@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SECRET = "[secret]"  # same markers as stacks.mocks.redact (tests check they agree)
+SECRET = "[secret]"  # same markers as offline.mocks.redact (tests check they agree)
 UNKNOWN = "[unknown]"
 
 # Namespaces whose workloads truly need host access. Mirror of

@@ -2049,7 +2049,7 @@ def read_deployed_versions() -> DeployedVersions | None:
         return None
 
 
-# Set by the offline plan for the stack file it runs (stacks.plan.run_offline); otherwise read
+# Set by the offline plan for the stack file it runs (offline.plan.run_offline); otherwise read
 # from the stack file next to the program, as the Pulumi CLI runs it (the engine itself only tells
 # which top-level keys hold a secret, not which leaves).
 SECURE_PATHS_OVERRIDE: list[frozenset[str] | None] = []

@@ -51,7 +51,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     """Build the whole environment; ``tenants`` (names) narrows which tenant clusters are built.
 
     Only tenant clusters and their bindings are narrowed: every platform resource is built from
-    the whole config, so it is the same whichever tenants are built (``stacks.plan --jobs``
+    the whole config, so it is the same whichever tenants are built (``offline.plan --jobs``
     relies on it and checks it).
     """
     mc = cfg.management_cluster

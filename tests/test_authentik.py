@@ -23,8 +23,8 @@ from components.contracts import (
     authentik_issuer_url,
     hostnames,
 )
-from stacks.mocks import UNKNOWN, contains_secret, redact
-from stacks.plan import write_plan
+from offline.mocks import UNKNOWN, contains_secret, redact
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan, run_program
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource

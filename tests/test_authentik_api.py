@@ -10,7 +10,7 @@ import pytest
 
 import versions
 from stacks.loader import ROOT, read_stack
-from stacks.plan import run_offline
+from offline.plan import run_offline
 
 CHECK = versions.AUTHENTIK_API_CHECK
 

@@ -14,8 +14,8 @@ from components.identity import (
     oidc_application_specs,
 )
 from stacks.loader import read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import run_offline
+from offline.mocks import contains_secret
+from offline.plan import run_offline
 from tests.helpers.factories import config
 from tests.helpers.identity_support import fake_http
 

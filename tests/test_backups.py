@@ -24,8 +24,8 @@ from components import bind9, platform_dns
 from components.vault_config import parse_policy, policy_allows
 from stacks.config import ConfigError, parse_config
 from stacks.loader import read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import run_offline, write_plan
+from offline.mocks import contains_secret
+from offline.plan import run_offline, write_plan
 from stacks.loader import StackFile
 from tests.helpers.factories import base_raw, config, plan, tenant
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets

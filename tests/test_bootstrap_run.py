@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-import stacks.plan
+import offline.plan
 from components.timeouts import duration_seconds
 from stacks.loader import read_stack
-from stacks.mocks import RecordingMonitor
+from offline.mocks import RecordingMonitor
 
 
 class TimeoutRecordingMonitor(RecordingMonitor):
@@ -43,9 +43,9 @@ class TimeoutRecordingMonitor(RecordingMonitor):
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setattr(stacks.plan, "RecordingMonitor", TimeoutRecordingMonitor)
+    mp.setattr(offline.plan, "RecordingMonitor", TimeoutRecordingMonitor)
     try:
-        yield stacks.plan.run_offline(read_stack("prod")).monitor
+        yield offline.plan.run_offline(read_stack("prod")).monitor
     finally:
         mp.undo()
 
@@ -85,7 +85,7 @@ def test_duration_parser_reads_pulumi_timeouts():
 
 def test_the_kubernetes_provider_is_configured_from_the_api_gate_which_waits_for_bootstrap():
     from tests.helpers.identity_support import deployed_plan, preview_plan
-    from stacks.mocks import contains_secret
+    from offline.mocks import contains_secret
 
     for result in (preview_plan(), deployed_plan()):
         mon = result.monitor
@@ -263,7 +263,7 @@ def management_claims(mon) -> list[tuple[Any, str, Any]]:
     """(resource, where, storage class) of every volume claim the program makes on the management
     cluster: StatefulSet claim templates, PVCs and DataVolumes, chart persistence blocks, CDI
     scratch space, tenant VM disk templates (DataVolumes CAPK creates there)."""
-    from stacks.mocks import plain
+    from offline.mocks import plain
 
     (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
     claims = []
@@ -294,7 +294,7 @@ def management_claims(mon) -> list[tuple[Any, str, Any]]:
 
 
 def test_every_claim_on_the_management_cluster_names_a_class_the_program_creates_and_waits_for_it(prod):
-    from stacks.mocks import plain
+    from offline.mocks import plain
 
     mon = prod
     (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]

@@ -9,8 +9,8 @@ import pytest
 
 from components import cert_manager as cm
 from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
-from stacks.mocks import contains_secret
-from stacks.plan import PlanResult, write_plan
+from offline.mocks import contains_secret
+from offline.plan import PlanResult, write_plan
 from tests.helpers.edge_support import as_object, custom_resources, release, run_components
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stacks.loader import read_stack
-from stacks.plan import run_offline
+from offline.plan import run_offline
 from tests.helpers.edge_support import HELM_RELEASE
 from tests.helpers.schemas import _merge, chart_defaults
 

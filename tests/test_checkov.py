@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from stacks.loader import read_stack
-from stacks.plan import run_offline, write_plan
+from offline.plan import run_offline, write_plan
 
 HIGH_CRITICAL = {
     "CKV_K8S_10": "no CPU request: the scheduler cannot place the pod safely (also rule workload-resources)",

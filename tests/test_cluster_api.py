@@ -156,7 +156,7 @@ def test_without_a_token_providers_have_no_config_secret(prod_plan):
 
 
 def test_the_github_token_reaches_every_provider_as_a_secret_in_its_namespace(token_plan):
-    from stacks.mocks import contains_secret
+    from offline.mocks import contains_secret
 
     m = token_plan.monitor
     for p in cluster_api.PROVIDERS:
@@ -175,7 +175,7 @@ def test_the_github_token_reaches_every_provider_as_a_secret_in_its_namespace(to
 
 
 def test_the_github_token_never_reaches_the_plan_files(token_plan, tmp_path):
-    from stacks.plan import write_plan
+    from offline.plan import write_plan
 
     write_plan(token_plan, tmp_path / "plan")
     for f in (tmp_path / "plan").rglob("*"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stacks.config import ConfigError
-from stacks.mocks import Registration, contains_secret
+from offline.mocks import Registration, contains_secret
 from tests.helpers.factories import base_raw, plan, tenant
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
@@ -122,7 +122,7 @@ def test_bad_config_registers_nothing():
         plan(raw)
     # A fresh run after the failure sees an empty graph from the failed one.
     from stacks.loader import StackFile
-    from stacks.plan import run_offline
+    from offline.plan import run_offline
 
     with pytest.raises(ConfigError) as exc:
         run_offline(StackFile(stack="t", raw=raw, secret_keys=frozenset()))
@@ -130,7 +130,7 @@ def test_bad_config_registers_nothing():
 
 
 def test_bad_config_registers_no_resource_in_the_monitor(monkeypatch):
-    from stacks import plan as plan_module
+    from offline import plan as plan_module
 
     seen = {}
     original = plan_module.RecordingMonitor

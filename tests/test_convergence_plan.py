@@ -1,4 +1,4 @@
-"""The convergence checks on the real plans: run by `python -m stacks.plan`, reported in
+"""The convergence checks on the real plans: run by `python -m offline.plan`, reported in
 convergence.json and the summary, failing the plan; and what they find on prod today."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import convergence
-from stacks import plan as plan_module
+from offline import plan as plan_module
 from stacks.config import parse_config
 from stacks.loader import read_stack
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stacks.loader import ROOT, read_stack
-from stacks.plan import policy_context, run_offline, write_plan, write_policy
+from offline.plan import policy_context, run_offline, write_plan, write_policy
 from stacks.config import parse_config
 
 
@@ -51,7 +51,7 @@ def test_plans_from_processes_with_different_hash_seeds_are_byte_identical(tmp_p
     for seed in ("1", "2"):
         out = tmp_path / f"seed{seed}"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}, "PYTHONHASHSEED": seed}
-        procs.append(subprocess.Popen([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--out", str(out)],
+        procs.append(subprocess.Popen([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--out", str(out)],
                                       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outs.append(out)
     for proc in procs:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-import stacks.plan
+import offline.plan
 from components import ovh_server as ovs
 from stacks.config import ConfigError
 from stacks.loader import read_stack
-from stacks.mocks import SECRET, PlanMocks, contains_secret
-from stacks.plan import run_offline, write_plan
+from offline.mocks import SECRET, PlanMocks, contains_secret
+from offline.plan import run_offline, write_plan
 from tests.helpers.factories import base_raw, config, plan
 
 MC = "weebo4cp"
@@ -275,7 +275,7 @@ class DeployedTalosMocks(PlanMocks):
 
     def call(self, args):
         # PlanMocks.call returns (result, None), which pulumi's MockMonitor.Invoke iterates as
-        # the failures list: answer with an empty list (reported to the lead; stacks/mocks.py).
+        # the failures list: answer with an empty list (reported to the lead; offline/mocks.py).
         result, _ = super().call(args)
         return result, []
 
@@ -283,7 +283,7 @@ class DeployedTalosMocks(PlanMocks):
 @pytest.fixture(scope="module")
 def deployed():
     mp = pytest.MonkeyPatch()
-    mp.setattr(stacks.plan, "PlanMocks", DeployedTalosMocks)
+    mp.setattr(offline.plan, "PlanMocks", DeployedTalosMocks)
     try:
         yield plan(raw_cluster(1, 1), preview=False)
     finally:

@@ -1,4 +1,4 @@
-"""Planning tenants in parallel processes (``stacks.plan --jobs``) gives the plan of one process,
+"""Planning tenants in parallel processes (``offline.plan --jobs``) gives the plan of one process,
 and refuses to merge parts that disagree on a resource they both built."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pulumi
 import pytest
 
 import stacks.program
-from stacks import plan as plan_module
+from offline import plan as plan_module
 from stacks.loader import ROOT, read_stack
-from stacks.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
+from offline.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
 
 TENANTS = ["erp", "ci", "data"]  # Pulumi.prod.yaml
 
@@ -27,7 +27,7 @@ def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
     runs = {}
     for jobs in ("1", "3"):
         out = tmp_path / f"jobs{jobs}"
-        proc = subprocess.run([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
+        proc = subprocess.run([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         runs[jobs] = snapshot(out)
@@ -138,7 +138,7 @@ def test_plan_json_assembled_from_encoded_records_is_json_dumps_of_the_document(
 
 
 def test_records_are_encoded_as_json_dumps_encodes_them():
-    from stacks.plan import _encode_record
+    from offline.plan import _encode_record
 
     odd = {"b": [1, 2.5, float("inf"), None, True, ("t", "u"), {}, [], "é\n\"q\""], "a": {"z": {"y": []}},
            "ünï": "x"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import yaml
 
-from stacks import plan_yaml
+from offline import plan_yaml
 from stacks.loader import read_stack
-from stacks.plan import render, run_offline
+from offline.plan import render, run_offline
 
 
 def reference(doc):

@@ -10,8 +10,8 @@ import pytest
 import versions
 from components import bind9, platform_dns
 from components.contracts import BIND9_POD_PORT
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
+from offline.mocks import contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
@@ -264,7 +264,7 @@ def test_cert_manager_gets_its_own_key_and_waits_for_bind9():
     import pulumi
 
     from components.platform_dns import PlatformDns, PlatformDnsArgs
-    from stacks.mocks import PlanMocks, RecordingMonitor
+    from offline.mocks import PlanMocks, RecordingMonitor
 
     mocks = PlanMocks(preview=True)
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")
@@ -332,7 +332,7 @@ TARGETS = ("external-dns.alpha.kubernetes.io/target", "external-dns.kubernetes.i
 @pytest.fixture(scope="module")
 def prod_stack():
     from stacks.loader import read_stack
-    from stacks.plan import run_offline
+    from offline.plan import run_offline
 
     stack = read_stack("prod")
     return run_offline(stack), config(stack.raw, stack.secret_keys)

@@ -18,13 +18,13 @@ from pulumi.runtime import proto, rpc
 from pulumi_policy import EnforcementLevel
 from pulumi_policy import policy as policy_sdk
 
-import stacks.plan as plan_module
+import offline.plan as plan_module
 from components.namespace import PRIVILEGED_NAMESPACES
 from policy import pack
 from policy import rules
-from stacks import mocks
+from offline import mocks
 from stacks.loader import read_stack
-from stacks.plan import PlanResult, policy_context, run_offline, write_plan, write_policy
+from offline.plan import PlanResult, policy_context, run_offline, write_plan, write_policy
 
 # Violations of components built by other hands, known and routed to their owners. Tolerated
 # here (with a warning) so this suite tests the rules; remove an entry once it is fixed.

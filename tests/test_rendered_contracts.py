@@ -7,8 +7,8 @@ import pytest
 
 import versions
 from stacks.loader import read_stack
-from stacks.mocks import UNKNOWN, redact
-from stacks.plan import HELM_RELEASE, run_offline
+from offline.mocks import UNKNOWN, redact
+from offline.plan import HELM_RELEASE, run_offline
 from tests.helpers.schemas import require_schemas, validate_chart_values, validate_custom_resource
 
 CHART_BY_REFERENCE = {spec.reference: name for name, spec in versions.CHARTS.items()}

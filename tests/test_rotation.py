@@ -1,8 +1,8 @@
 """Credential rotation (issue 17 item 4): config, triggers, and the blast radius of each rotation.
 
-The blast radius is measured with the plan's own diff (``stacks.plan.diff_plans``) between the
+The blast radius is measured with the plan's own diff (``offline.plan.diff_plans``) between the
 plan of a config and the same config with one ``rotation`` counter raised. Plans are run as after
-a deployment (generated values known, ``stacks.invokes`` gives a regenerated credential a new
+a deployment (generated values known, ``offline.invokes`` gives a regenerated credential a new
 value) and compared with secrets revealed, in memory only: plan files show ``[secret]``, which
 would hide exactly the change under test. A replaced resource has unknown outputs in a real
 preview, so whatever takes one of its outputs (``propertyDependencies``) or names it in
@@ -18,8 +18,8 @@ import pytest
 from components import rotation
 from pulumi.runtime import rpc
 from stacks.config import ConfigError, parse_config
-from stacks.mocks import is_unknown
-from stacks.plan import diff_plans, resource_record
+from offline.mocks import is_unknown
+from offline.plan import diff_plans, resource_record
 from tests.helpers.factories import base_raw, plan, tenant
 
 PROJECT = "0123456789abcdef0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Whole-program tests: each stack file planned offline, as `python -m stacks.plan <stack>` does."""
+"""Whole-program tests: each stack file planned offline, as `python -m offline.plan <stack>` does."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from stacks.loader import ROOT, read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import diff_plans, run_offline, write_plan
+from offline.mocks import contains_secret
+from offline.plan import diff_plans, run_offline, write_plan
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stacks.plan", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "offline.plan", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
 
 

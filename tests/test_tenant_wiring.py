@@ -10,11 +10,11 @@ from components import tenant_apps, tenant_capi, tenant_gitops, tenant_secrets, 
 from components.contracts import OIDC_GROUPS_PREFIX, authentik_issuer_url, hostnames, tenant_oidc_slug
 from components.identity import KUBELOGIN_REDIRECTS
 from components.vault_config import parse_policy, policy_allows, tenant_policy
-from stacks import plan as plan_module
+from offline import plan as plan_module
 from stacks.config import ConfigError
-from stacks.invokes import SECRET_MARKER
-from stacks.mocks import contains_secret, redact
-from stacks.plan import write_plan
+from offline.invokes import SECRET_MARKER
+from offline.mocks import contains_secret, redact
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values
 from tests.test_tenant_cluster import FAKE_TOKEN, DeployedClusterMocks

@@ -21,8 +21,8 @@ from components import cdi, kubevirt, local_storage, release_manifest
 from components.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
 from components.namespace import PRIVILEGED_NAMESPACES
 from components.local_storage import deploys_local_storage
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
+from offline.mocks import contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.schemas import validate_custom_resource
 

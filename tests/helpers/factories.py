@@ -7,7 +7,7 @@ from typing import Any
 
 from stacks.config import PlatformConfig, parse_config
 from stacks.loader import StackFile
-from stacks.plan import PlanResult, run_offline
+from offline.plan import PlanResult, run_offline
 
 
 def base_raw(**overrides: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ resource (the first three grow with the size of the graph):
 * **Type annotations** (``_types.unwrap_type``): ``Optional[Input[T]]`` unwrapped again for every
   value serialised or deserialised: remembered per annotation object.
 
-Applied before any resource is registered by the offline plan only (``stacks.plan.run_offline``):
+Applied before any resource is registered by the offline plan only (``offline.plan.run_offline``):
 a real ``pulumi up`` runs ``stacks.program`` on the stock SDK, where a wrong "cycle" answer would
 silently drop a dependency edge and a Renovate bump could move the patched code. The SDK is pinned in requirements.txt; ``tests/test_sdk_speedups.py`` checks each
 replacement against the SDK's own function.

@@ -1,7 +1,7 @@
 """Offline plan: run the real program in-process under Pulumi's mock engine.
 
-    python -m stacks.plan prod                 # plan the prod stack into build/plan/prod
-    python -m stacks.plan prod --diff OLD_DIR  # and show the blast radius against an older plan
+    python -m offline.plan prod                 # plan the prod stack into build/plan/prod
+    python -m offline.plan prod --diff OLD_DIR  # and show the blast radius against an older plan
 
 No CLI, no credentials, no network. ``secure:`` values are replaced by placeholders. The result
 is what a first ``pulumi preview`` of the stack would register: every resource with its parent,
@@ -27,10 +27,10 @@ from typing import Any
 
 from policy import rules as policy_rules
 from stacks import config as config_module
-from stacks import plan_yaml
+from offline import plan_yaml
 from stacks.config import PROJECT, ConfigError, PlatformConfig, Tenant, parse_config
 from stacks.loader import ROOT, StackFile, read_stack, read_stack_file
-from stacks.mocks import EngineRefusal, InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
+from offline.mocks import EngineRefusal, InlineExecutor, PlanMocks, RecordingMonitor, Registration, redact
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -68,7 +68,7 @@ def run_offline(stack_file: StackFile, preview: bool = True,
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack_file.stack, preview=preview, monitor=monitor)
     _ensure_event_loop().set_default_executor(InlineExecutor())
 
-    from stacks import sdk_speedups
+    from offline import sdk_speedups
     from stacks.program import main
 
     # Only the offline plan patches the SDK (measured: bench/README.md); the real program never does.
@@ -628,7 +628,7 @@ def _read(stack_or_path: str) -> StackFile:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name (reads Pulumi.<stack>.yaml) or the path of a stack file")
     parser.add_argument("--out", type=Path, help="output directory (default build/plan/<stack>)")
     parser.add_argument("--diff", type=Path, metavar="OLD_DIR", help="a previous plan directory to compare with")

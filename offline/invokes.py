@@ -29,7 +29,7 @@ def respond(token: str, args: dict[str, Any]) -> dict[str, Any]:
     handler = HANDLERS.get(token)
     if handler is None:
         raise NotImplementedError(
-            f"the offline engine has no answer for invoke {token}: add one in stacks/invokes.py"
+            f"the offline engine has no answer for invoke {token}: add one in offline/invokes.py"
         )
     return handler(args)
 

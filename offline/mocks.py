@@ -153,7 +153,7 @@ class PlanMocks(Mocks):
             return ("", {})
         if self.preview:
             return ("", dict(args.inputs))
-        from stacks import invokes
+        from offline import invokes
 
         rid = f"{args.name}-id"
         if args.typ.startswith("authentik:index/"):
@@ -162,7 +162,7 @@ class PlanMocks(Mocks):
         return (rid, {**args.inputs, **invokes.computed_outputs(args.typ, args.name, args.inputs)})
 
     def call(self, args: MockCallArgs) -> tuple[dict, list]:
-        from stacks import invokes
+        from offline import invokes
 
         return invokes.respond(args.token, args.args), []
 
@@ -178,7 +178,7 @@ class RecordingMonitor(MockMonitor):
     The stock mock monitor accepts all of these silently — a duplicate overwrote the first
     registration, so two config entries producing one resource name (a range listed twice) planned
     fine and failed ``pulumi up``. Each refusal is kept in ``refusals`` and raised into the program,
-    as the engine fails the registration; :func:`stacks.plan.run_offline` turns them into one
+    as the engine fails the registration; :func:`offline.plan.run_offline` turns them into one
     :class:`EngineRefusal`.
     """
 
