@@ -4,7 +4,7 @@ configured through ``pulumi_authentik`` with the bootstrap token of the same pro
 Order on a brand-new environment (``pulumi up``):
 
 1. ``authentik.Provider`` from the public URL and the bootstrap token (a ``RandomPassword`` of
-   ``components/authentik.py``): nothing contacts Authentik yet; during the first preview the
+   ``components/sso/authentik.py``): nothing contacts Authentik yet; during the first preview the
    token is unknown, so the provider is not configured and every resource shows as "create".
 2. ``AuthentikReady`` (dynamic resource, ``pulumi up`` only) waits until the API accepts the
    token and the default flows, scope mappings and self-signed certificate exist.
@@ -40,7 +40,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_random as random
 
-from components import rotation
+from components.core import rotation
 from components.authentik_ready import (
     AUTHORIZATION_FLOW,
     INVALIDATION_FLOW,
@@ -49,8 +49,8 @@ from components.authentik_ready import (
     AuthentikReady,
     AuthentikReadyArgs,
 )
-from components.bootstrap_http import BootstrapError, request_json
-from components.contracts import (
+from components.core.bootstrap_http import BootstrapError, request_json
+from components.core.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
     OidcClient,
     authentik_issuer_url,

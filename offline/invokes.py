@@ -98,7 +98,7 @@ def _talos_secrets(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generation(inputs: dict[str, Any], key: str = "keepers") -> str:
-    """A replaced generator makes a new value: a rotated keeper (components/rotation.py) changes
+    """A replaced generator makes a new value: a rotated keeper (components/core/rotation.py) changes
     the mock's value too, so the offline plan shows which consumers a rotation reaches."""
     value = inputs.get(key)
     if not value or value == {"generation": "0"}:
@@ -133,7 +133,7 @@ def _random_bytes(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 @computes("netbird:index/setupKey:SetupKey")
 def _netbird_setup_key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    # A rotated key (its name carries the generation, components/rotation.py) is a new key.
+    # A rotated key (its name carries the generation, components/core/rotation.py) is a new key.
     rotated = re.search(r"-g\d+$", str(inputs.get("name", "")))
     return {"key": generated_secret("setupkey", name) + (rotated.group(0) if rotated else "")}
 

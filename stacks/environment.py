@@ -14,23 +14,23 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.argocd import ArgoCD, ArgoCDArgs
-from components.authentik import Authentik, AuthentikArgs
-from components.backups import Backups, BackupsArgs, talos_api_access_patch
-from components.contracts import authentik_issuer_url
-from components.cert_manager import CertManager, CertManagerArgs
-from components.cilium import Cilium, CiliumArgs
-from components.cluster_api import ClusterApi, ClusterApiArgs
-from components.cluster_rbac import ClusterRbac, ClusterRbacArgs
-from components.existing_cluster import ExistingCluster, ExistingClusterArgs
-from components.local_storage import LocalStorage, LocalStorageArgs
-from components.management_cluster import ManagementCluster, ManagementClusterArgs
-from components.netbird import Netbird, NetbirdArgs
-from components.platform_dns import PlatformDns, PlatformDnsArgs
-from components.tenant_cluster import TenantCluster, TenantClusterArgs
-from components.traefik import Traefik, TraefikArgs
-from components.vault import Vault, VaultArgs
-from components.virtualization import Virtualization, VirtualizationArgs
+from components.gitops.argocd import ArgoCD, ArgoCDArgs
+from components.sso.authentik import Authentik, AuthentikArgs
+from components.operations.backups import Backups, BackupsArgs, talos_api_access_patch
+from components.core.contracts import authentik_issuer_url
+from components.edge.cert_manager import CertManager, CertManagerArgs
+from components.network.cilium import Cilium, CiliumArgs
+from components.clusters.cluster_api import ClusterApi, ClusterApiArgs
+from components.sso.cluster_rbac import ClusterRbac, ClusterRbacArgs
+from components.host.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.virtualization.local_storage import LocalStorage, LocalStorageArgs
+from components.host.management_cluster import ManagementCluster, ManagementClusterArgs
+from components.vpn.netbird import Netbird, NetbirdArgs
+from components.dns.platform_dns import PlatformDns, PlatformDnsArgs
+from components.tenant.cluster import TenantCluster, TenantClusterArgs
+from components.edge.traefik import Traefik, TraefikArgs
+from components.secrets.vault import Vault, VaultArgs
+from components.virtualization.virtualization import Virtualization, VirtualizationArgs
 from stacks.config import PlatformConfig
 
 

@@ -10,8 +10,8 @@ import pulumi
 import pytest
 import yaml
 
-from components import argocd
-from components.contracts import (
+from components.gitops import argocd
+from components.core.contracts import (
     ARGOCD_CLUSTER_SECRET_LABELS,
     OidcClient,
     argocd_cluster_secret_data,

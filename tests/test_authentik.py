@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import authentik as ak
+from components.sso import authentik as ak
 from components import identity
 from components.authentik_ready import (
     AUTHORIZATION_FLOW,
@@ -16,8 +16,8 @@ from components.authentik_ready import (
     SELF_SIGNED_CERTIFICATE,
     _AuthentikReadyProvider,
 )
-from components.bootstrap_http import BootstrapError
-from components.contracts import (
+from components.core.bootstrap_http import BootstrapError
+from components.core.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
     FORWARD_AUTH_OUTPOST_SERVICE,
     authentik_issuer_url,

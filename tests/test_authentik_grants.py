@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.bootstrap_http import BootstrapError
+from components.core.bootstrap_http import BootstrapError
 from components.identity import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_REFRESH_TOKEN,

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import backups as b
-from components import bind9, platform_dns
-from components.vault_config import parse_policy, policy_allows
+from components.operations import backups as b
+from components.dns import bind9
+from components.dns import platform_dns
+from components.secrets.vault_config import parse_policy, policy_allows
 from stacks.config import ConfigError, parse_config
 from stacks.loader import read_stack
 from offline.mocks import contains_secret

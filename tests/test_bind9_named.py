@@ -36,8 +36,10 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from components import bind9, platform_dns
-from components.contracts import BIND9_POD_PORT
+from components.dns import bind9
+
+from components.dns import platform_dns
+from components.core.contracts import BIND9_POD_PORT
 from stacks.config import parse_config
 from stacks.loader import read_stack
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import offline.plan
-from components.timeouts import duration_seconds
+from components.core.timeouts import duration_seconds
 from stacks.loader import read_stack
 from offline.mocks import RecordingMonitor
 
@@ -199,7 +199,7 @@ def test_gate_passes_once_readyz_answers_with_the_cluster_ca(apiserver, pki):
 
 
 def test_gate_refuses_a_server_the_cluster_ca_did_not_sign(apiserver, pki):
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     url, _ = apiserver
@@ -208,7 +208,7 @@ def test_gate_refuses_a_server_the_cluster_ca_did_not_sign(apiserver, pki):
 
 
 def test_gate_gives_up_after_its_timeout_with_the_last_answer(apiserver, pki):
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     url, state = apiserver
@@ -222,7 +222,7 @@ def test_gate_bounds_a_server_that_never_answers(pki):
     bounded by the gate's own timeout, and the gate fails instead of hanging."""
     import socket
 
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     with socket.socket() as listener:
@@ -234,7 +234,7 @@ def test_gate_bounds_a_server_that_never_answers(pki):
 
 
 def test_a_kubeconfig_without_a_ca_is_refused():
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import endpoint_from_kubeconfig
 
     with pytest.raises(BootstrapError, match="certificate-authority-data"):

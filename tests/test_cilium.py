@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import cilium
-from components.contracts import FORWARD_AUTH_MIDDLEWARE, TRAEFIK_NAMESPACE, hostnames
+from components.network import cilium
+from components.core.contracts import FORWARD_AUTH_MIDDLEWARE, TRAEFIK_NAMESPACE, hostnames
 from stacks.config import ConfigError
 from tests.helpers.edge_support import HELM_RELEASE, as_object, custom_resources, release
 from tests.helpers.factories import base_raw, config, plan, tenant

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import versions
-from components import cluster_api
+from components.clusters import cluster_api
 from stacks.config import ConfigError
 from tests.helpers.factories import base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource

@@ -98,3 +98,72 @@ def test_running_the_program_loads_no_offline_module():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'offline'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# Which parts of components/ each package (or flat module) may import, as its docstring says.
+MAY_IMPORT = {
+    "core": set(),
+    "host": {"core", "kube_api_ready", "talos_upgrade"},
+    "network": {"core", "edge"},
+    "edge": {"core"},
+    "dns": {"core", "edge"},
+    "sso": {"core", "edge", "identity"},
+    "secrets": {"core", "edge", "sso", "operations", "identity", "vault_bootstrap"},
+    "virtualization": {"core"},
+    "clusters": {"core", "tenant"},
+    "gitops": {"core", "edge"},
+    "vpn": {"core"},
+    "tenant": {"core", "sso", "secrets", "vpn", "identity"},
+    "operations": {"core", "tenant"},
+    "authentik_ready": {"core"},
+    "identity": {"core", "authentik_ready"},
+    "kube_api_ready": {"core"},
+    "talos_upgrade": set(),
+    "vault_bootstrap": {"core"},
+}
+# The modules that define dynamic providers: their import path is in the state of every resource
+# they made (the pickled ``__provider``), so they stay where they are.
+DYNAMIC_PROVIDER_MODULES = {"components.authentik_ready", "components.identity", "components.kube_api_ready",
+                            "components.talos_upgrade", "components.vault_bootstrap"}
+
+
+def test_components_import_only_what_their_package_may():
+    seen, bad = set(), []
+    for path in _files("components"):
+        parts = _module(path).split(".")
+        if len(parts) < 2:
+            continue
+        part = parts[1]
+        seen.add(part)
+        assert part in MAY_IMPORT, f"{path.relative_to(ROOT)}: a new package: say what it may import"
+        for name in _imports(path):
+            target = name.split(".")
+            if target[0] == "components" and len(target) > 1 and target[1] != part and target[1] not in MAY_IMPORT[part]:
+                bad.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not bad, "imports across the layout the package docstrings do not allow:\n" + "\n".join(bad)
+    assert seen == set(MAY_IMPORT)
+
+
+def test_dynamic_providers_live_where_their_state_says():
+    import pickle
+
+    import dill
+    from pulumi import dynamic
+
+    found = {}
+    for path in _files("components"):
+        module = _module(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Attribute) and b.attr == "ResourceProvider" for b in node.bases):
+                found.setdefault(module, []).append(node.name)
+    assert set(found) == DYNAMIC_PROVIDER_MODULES
+    import importlib
+    for module, classes in found.items():
+        for cls in classes:
+            provider = getattr(importlib.import_module(module), cls)()
+            assert isinstance(provider, dynamic.ResourceProvider)
+            # What the SDK stores (dill, by reference): the module path and the class name.
+            blob = dill.dumps(provider, protocol=pickle.DEFAULT_PROTOCOL, recurse=True)
+            assert module.encode() in blob and cls.encode() in blob

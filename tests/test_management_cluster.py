@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import offline.plan
-from components import ovh_server as ovs
+from components.host import ovh_server as ovs
 from stacks.config import ConfigError
 from stacks.loader import read_stack
 from offline.mocks import SECRET, PlanMocks, contains_secret

@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 import versions
-from components import netbird as nb
+from components.vpn import netbird as nb
 from stacks.config import ConfigError
 from offline.mocks import RecordingMonitor, contains_secret
 from offline.plan import write_plan
@@ -208,7 +208,7 @@ def test_setup_key_is_secret_and_never_in_plan_files(monkeypatch, tmp_path: Path
 
 def _run_netbird(raw, body):
     """Build the Netbird component alone and call ``body(component)`` inside the program."""
-    from components.netbird import Netbird, NetbirdArgs
+    from components.vpn.netbird import Netbird, NetbirdArgs
 
     mocks = KnownSecretMocks()
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")

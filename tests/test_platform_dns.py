@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import versions
-from components import bind9, platform_dns
-from components.contracts import BIND9_POD_PORT
+from components.dns import bind9
+from components.dns import platform_dns
+from components.core.contracts import BIND9_POD_PORT
 from offline.mocks import contains_secret
 from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
@@ -103,7 +104,7 @@ def test_update_rules_refuse_implicit_types_and_nameless_rules():
 def test_cert_manager_may_write_the_challenge_of_every_acme_certificate_in_the_plan(prod_like):
     """Derived, not hardcoded: every dnsName of every ACME Certificate the whole program creates
     has its _acme-challenge name granted to cert-manager (TXT only) and denied to ExternalDNS."""
-    from components import cert_manager
+    from components.edge import cert_manager
 
     m = prod_like.monitor
     certs = [r for r in m.registrations.values() if r.type == "kubernetes:cert-manager.io/v1:Certificate"]
@@ -263,7 +264,7 @@ def test_dns_namespace_is_restricted_with_default_deny_and_dns_ingress(prod_like
 def test_cert_manager_gets_its_own_key_and_waits_for_bind9():
     import pulumi
 
-    from components.platform_dns import PlatformDns, PlatformDnsArgs
+    from components.dns.platform_dns import PlatformDns, PlatformDnsArgs
     from offline.mocks import PlanMocks, RecordingMonitor
 
     mocks = PlanMocks(preview=True)
@@ -363,7 +364,7 @@ def test_every_host_of_every_route_is_published_at_traefiks_pinned_ip(prod_stack
     traefik = [r for r in result.monitor.of_type(RELEASE) if r.input("name") == "traefik"]
     [release] = traefik or [r for r in result.monitor.of_type(RELEASE) if r.input("chart") == "traefik"]
     assert release.input("values")["service"]["annotations"]["lbipam.cilium.io/ips"] == traefik_ip
-    from components.contracts import hostnames
+    from components.core.contracts import hostnames
 
     h = hostnames(cfg)
     assert {h.authentik, h.vault, h.argocd, h.hubble, h.traefik_dashboard} <= set(hosts)
@@ -397,7 +398,7 @@ def _service_like(obj):
 
 
 def test_a_traefik_without_address_is_refused_since_no_route_could_be_published():
-    from components import traefik
+    from components.edge import traefik
     from stacks.config import ConfigError
 
     raw = existing_raw()

@@ -19,7 +19,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy import policy as policy_sdk
 
 import offline.plan as plan_module
-from components.namespace import PRIVILEGED_NAMESPACES
+from components.core.namespace import PRIVILEGED_NAMESPACES
 from policy import pack
 from policy import rules
 from offline import mocks

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components import rotation
+from components.core import rotation
 from pulumi.runtime import rpc
 from stacks.config import ConfigError, parse_config
 from offline.mocks import is_unknown
@@ -165,7 +165,7 @@ def test_rotating_the_backup_credentials_replaces_both_keys_and_the_writers_secr
 
 
 def test_lifecycle_keeps_expiring_objects_of_older_keys():
-    from components import backups
+    from components.operations import backups
     from tests.helpers.factories import config
     rules = {r["id"]: r["filter"]["prefix"] for r in backups.lifecycle_rules(config(raw(backupEncryptionKey=1)))
              if "filter" in r}

@@ -257,7 +257,7 @@ def _owned_by(urn: str, tenant_name: str) -> bool:
 
 
 # Registration lists that grow with the tenants: a Vault external group lists the policies of the
-# tenants it administers (components.vault_config.group_policies) — but not the platform admins'
+# tenants it administers (components.secrets.vault_config.group_policies) — but not the platform admins'
 # group, which holds everything already. These tenants are administered by platform admins only.
 GROWING: dict[str, list[str]] = {}
 

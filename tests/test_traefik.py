@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import versions
-from components import traefik
-from components.common import MANAGED_BY
-from components.contracts import (
+from components.edge import traefik
+from components.core.common import MANAGED_BY
+from components.core.contracts import (
     FORWARD_AUTH_ADDRESS,
     FORWARD_AUTH_MIDDLEWARE,
     WILDCARD_TLS_SECRET,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from components import vault as v
-from components import vault_config as vc
-from components.bootstrap_http import BootstrapError
-from components.contracts import INTERNAL_CA_ISSUER, hostnames
+from components.secrets import vault as v
+from components.secrets import vault_config as vc
+from components.core.bootstrap_http import BootstrapError
+from components.core.contracts import INTERNAL_CA_ISSUER, hostnames
 from components.vault_bootstrap import POD_HEADER, VaultInit, _VaultInitProvider, _VaultUnsealProvider
 from stacks.config import ConfigError
 from offline.mocks import UNKNOWN, contains_secret, redact

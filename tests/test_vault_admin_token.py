@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components import vault_config as vc
-from components.bootstrap_http import BootstrapError
+from components.secrets import vault_config as vc
+from components.core.bootstrap_http import BootstrapError
 from components.vault_bootstrap import ADMIN_POLICY, RECOVERY_RUNBOOK, _VaultAdminTokenProvider
 from offline.invokes import SECRET_MARKER as MARKER
 from offline.mocks import contains_secret
