@@ -650,7 +650,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(highlight=False, width=140)
+    # Not on a terminal (CI logs, a pipe), rich would wrap every line at its width: a URN, a
+    # policy or convergence message would be split mid-value. There, lines are printed whole
+    # (soft_wrap); the tree keeps its 140-column layout either way.
+    console = Console(highlight=False, width=140, soft_wrap=not sys.stdout.isatty())
     # soft_wrap: a message is never re-wrapped at the terminal width (paths stay whole for grep).
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 

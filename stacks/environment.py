@@ -31,6 +31,7 @@ from components.tenant.cluster import TenantCluster, TenantClusterArgs
 from components.edge.traefik import Traefik, TraefikArgs
 from components.secrets.vault import Vault, VaultArgs
 from components.virtualization.virtualization import Virtualization, VirtualizationArgs
+from stacks.config import ExistingCluster as ExistingClusterConfig
 from stacks.config import PlatformConfig
 
 
@@ -80,15 +81,12 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
             lambda v: {**v, "machineConfigVersion": mc.machine_config_contract}
         )
     else:
-        assert mc.existing is not None or True
-        existing = mc.existing
+        # ``existing`` may be left out of the stack file: its defaults (KUBECONFIG, the current
+        # context) are the config model's, not repeated here.
+        existing = mc.existing or ExistingClusterConfig()
         cluster = ExistingCluster(
             mc.name,
-            ExistingClusterArgs(
-                name=mc.name,
-                kubeconfig_env=existing.kubeconfig_env if existing else "KUBECONFIG",
-                context=existing.context if existing else None,
-            ),
+            ExistingClusterArgs(name=mc.name, kubeconfig_env=existing.kubeconfig_env, context=existing.context),
         )
         kubeconfig = cluster.kubeconfig
 

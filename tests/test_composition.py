@@ -3,6 +3,7 @@ monitor that keeps parents, providers and dependencies."""
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from stacks.config import ConfigError
@@ -149,3 +150,20 @@ def test_bad_config_registers_no_resource_in_the_monitor(monkeypatch):
 def test_stack_outputs_keep_credentials_secret_in_preview(prod_like):
     assert contains_secret(prod_like.stack_outputs["kubeconfig"])
     assert contains_secret(prod_like.stack_outputs["talosconfig"])
+
+
+def test_an_existing_cluster_without_its_key_reads_the_models_default_variable(monkeypatch):
+    # managementCluster.existing may be left out: the kubeconfig variable is then the config
+    # model's default (KUBECONFIG); a given one is used as written.
+    import copy
+
+    from stacks.loader import read_stack
+
+    raw = copy.deepcopy(read_stack("dev").raw)
+    raw["managementCluster"].pop("existing")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    with pytest.raises(pulumi.RunError, match="export KUBECONFIG "):
+        plan(raw, stack="dev", preview=False)
+    raw["managementCluster"]["existing"] = {"kubeconfigEnv": "WEEBO_DEV_KUBECONFIG"}
+    with pytest.raises(pulumi.RunError, match="export WEEBO_DEV_KUBECONFIG "):
+        plan(raw, stack="dev", preview=False)
