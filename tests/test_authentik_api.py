@@ -9,8 +9,8 @@ import re
 import pytest
 
 import versions
-from stacks.loader import ROOT, read_stack
-from offline.plan import run_offline
+from stacks.loader import ROOT
+from tests.helpers.factories import stack_plan
 
 CHECK = versions.AUTHENTIK_API_CHECK
 
@@ -19,7 +19,7 @@ CHECK = versions.AUTHENTIK_API_CHECK
 def used() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     # Deployed (not preview): every invoke is called, every resource registered, tenants included.
-    monitor = run_offline(read_stack("prod"), preview=False).monitor
+    monitor = stack_plan("prod", preview=False).monitor
     for reg in monitor.registrations.values():
         if reg.custom and reg.type.startswith("authentik:index/"):
             out.setdefault(reg.type, set()).update(reg.input())

@@ -12,7 +12,7 @@ from components.core.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
 from offline.mocks import contains_secret
 from offline.plan import PlanResult, write_plan
 from tests.helpers.edge_support import as_object, custom_resources, release, run_components
-from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import base_plan, base_raw, config
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 TSIG_PLAINTEXT = "c2VjcmV0LXRzaWcta2V5LW5ldmVyLWluLWNsZWFyLTEyMzQ="
@@ -33,7 +33,7 @@ def access(secret=None, ready=None, **overrides) -> DnsUpdateAccess:
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def test_values_pass_the_chart_schema_and_install_crds():

@@ -8,13 +8,13 @@ import pytest
 import versions
 from components.clusters import cluster_api
 from stacks.config import ConfigError
-from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.factories import base_plan, base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def _one(monitor, type_: str, name: str):

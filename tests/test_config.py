@@ -299,7 +299,7 @@ def test_a_failed_management_cluster_adds_no_false_pool_problems():
     assert "traefik.loadBalancerIp" not in found
 
 
-def test_field_errors_and_cross_field_rules_are_reported_together():
+def test_a_broken_tenant_does_not_hide_the_duplicate_name_rule_of_the_others():
     # tenants[1] is broken; tenants[0] and tenants[2] still meet the duplicate-name rule.
     raw = base_raw(tenants=[tenant("alpha", 0), tenant("beta", 1, podCidr="nope"), tenant("alpha", 2)])
     found, _ = problems(raw)

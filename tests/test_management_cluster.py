@@ -12,10 +12,10 @@ import pytest
 import offline.plan
 from components.host import ovh_server as ovs
 from stacks.config import ConfigError
-from stacks.loader import read_stack
 from offline.mocks import SECRET, PlanMocks, contains_secret
-from offline.plan import run_offline, write_plan
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import stack_plan
 
 MC = "weebo4cp"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
@@ -230,7 +230,7 @@ def test_preview_needs_neither_factory_nor_servers(single):
 
 
 def test_dev_stack_does_not_use_this_component():
-    monitor = run_offline(read_stack("dev")).monitor
+    monitor = stack_plan("dev").monitor
     types = {r.type for r in monitor.registrations.values()}
     assert "weebo:cluster:ManagementCluster" not in types
     # Tenants still build their VM images through the Image Factory; nothing installs a server.

@@ -13,7 +13,7 @@ from components.dns import platform_dns
 from components.core.contracts import BIND9_POD_PORT
 from offline.mocks import contains_secret
 from offline.plan import write_plan
-from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import base_plan, base_raw, config, plan
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
@@ -38,7 +38,7 @@ def _component(mon, name):
 
 @pytest.fixture(scope="module")
 def prod_like():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,10 +333,10 @@ TARGETS = ("external-dns.alpha.kubernetes.io/target", "external-dns.kubernetes.i
 @pytest.fixture(scope="module")
 def prod_stack():
     from stacks.loader import read_stack
-    from offline.plan import run_offline
+    from tests.helpers.factories import stack_plan
 
     stack = read_stack("prod")
-    return run_offline(stack), config(stack.raw, stack.secret_keys)
+    return stack_plan("prod"), config(stack.raw, stack.secret_keys)
 
 
 def _in_zone(host: str, zone: str) -> bool:

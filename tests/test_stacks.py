@@ -13,16 +13,17 @@ import yaml
 from stacks.loader import ROOT, read_stack
 from offline.mocks import contains_secret
 from offline.plan import diff_plans, run_offline, write_plan
+from tests.helpers.factories import stack_plan
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return run_offline(read_stack("prod"))
+    return stack_plan("prod")  # shared: planned once per test process
 
 
 @pytest.fixture(scope="module")
 def dev():
-    return run_offline(read_stack("dev"))
+    return stack_plan("dev")
 
 
 def test_prod_installs_talos_on_ovh_and_every_platform_service(prod):
@@ -75,7 +76,7 @@ def test_plan_writes_manifests_and_releases(prod, tmp_path):
 
 def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
     sf = read_stack("prod")
-    old = write_plan(run_offline(sf), tmp_path / "old")
+    old = write_plan(stack_plan("prod"), tmp_path / "old")
     raw = json.loads(json.dumps(sf.raw))
     raw["traefik"]["replicas"] = 3
     new = write_plan(run_offline(type(sf)(stack="prod", raw=raw, secret_keys=sf.secret_keys)), tmp_path / "new")

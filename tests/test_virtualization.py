@@ -26,13 +26,13 @@ from components.core.namespace import PRIVILEGED_NAMESPACES
 from components.virtualization.local_storage import deploys_local_storage
 from offline.mocks import contains_secret
 from offline.plan import write_plan
-from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import base_plan, base_raw, config, plan
 from tests.helpers.schemas import validate_custom_resource
 
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def _one(monitor, type_: str, name: str):
