@@ -71,7 +71,7 @@ CAPI_OPERATOR_CHART_VERSION = "0.28.0"
 # renovate: datasource=docker depName=ghcr.io/netbirdio/helm-charts/netbird-operator
 NETBIRD_OPERATOR_CHART_VERSION = "0.8.0"
 
-# Traefik's CRDs, applied by components/traefik.py before the chart (installed with skip_crds):
+# Traefik's CRDs, applied by components/edge/traefik.py before the chart (installed with skip_crds):
 # Helm installs a chart's crds/ only on first install (HIP-0011), so a chart bump would leave them
 # stale. The separate `traefik-crds` chart is no answer: deprecated since traefik chart v38.0.2 and
 # removed from traefik/traefik-helm-chart (commit fd6fca32, May 2026); its last release, crds 1.18.0,
@@ -166,7 +166,7 @@ BIND9_IMAGE = "docker.io/internetsystemsconsortium/bind9:9.20@sha256:071465f8806
 # renovate: datasource=docker depName=ghcr.io/netbirdio/netbird
 NETBIRD_CLIENT_IMAGE = "ghcr.io/netbirdio/netbird:0.74.7@sha256:b63f4c1584118aeebacfdfd841f0351122a53fccac182b4c43be428c2c9a6b73"
 
-# --- Backups (components/backups.py) ------------------------------------------------------------
+# --- Backups (components/operations/backups.py) ------------------------------------------------------------
 # rclone: S3 upload with client-side encryption (crypt remote). Alpine-based, so it has a shell.
 # Digest as pinned in a public Dockerfile (search: "rclone/rclone:1.75.1@sha256:45401ad...").
 # renovate: datasource=docker depName=docker.io/rclone/rclone
@@ -185,7 +185,7 @@ POSTGRES_IMAGE = "docker.io/library/postgres:17.11-bookworm@sha256:051f7b7b3abdd
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.36.4"
 
 # --- Release manifests installed at deploy time (pinned by version AND content) -------------------
-# The operator manifests are fetched by `components.release_manifest` during `pulumi up` and applied
+# The operator manifests are fetched by `components.core.release_manifest` during `pulumi up` and applied
 # only when their sha256 matches these pins. Upstream publishes no checksum file for these assets;
 # the values were computed from the release assets and cross-checked against independent pins
 # (KubeVirt: tym83/kubepkg-recipes recipes/kubevirt/recipe.yaml, and a byte-identical vendored copy
@@ -197,7 +197,7 @@ KUBEVIRT_OPERATOR_SHA256 = "f11307caafc3c23ffedf9887d8beb5a4419e2694da242fa68f63
 CDI_OPERATOR_SHA256 = "f81f2730f3404649196e9777b67a3c69fd6ea5d9eb60775dfd97ac90d2edf8e7"
 
 # --- local-path-provisioner (CDI scratch space, kubevirt-csi infra volumes) ------------------------
-# Manifests rendered by components/local_storage.py from deploy/local-path-storage.yaml @ v0.0.37
+# Manifests rendered by components/virtualization/local_storage.py from deploy/local-path-storage.yaml @ v0.0.37
 # (rancher/local-path-provisioner 49b2be8e). Digests as pinned by several public repos (2026-08).
 # renovate: datasource=docker depName=docker.io/rancher/local-path-provisioner
 LOCAL_PATH_PROVISIONER_IMAGE = "docker.io/rancher/local-path-provisioner:v0.0.37@sha256:e757967a5ec338f6a9b371c5a9688bedaa8c3578ea3dd4db329ea0084be0a86f"  # noqa: E501
@@ -216,7 +216,7 @@ LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:1.37.0@sha256:9db7b59979c38
 # (kubermatic/kubermatic#15362). The only image built from 27b52aa is upstream's mutable
 # quay.io/kubevirt/kubevirt-csi-driver:latest, for which no digest is published anywhere we can
 # read, so it is not pinned here. The infra Role already grants what #184 needs
-# (components.tenant_storage.infra_rules); move to an image containing it once one can be pinned.
+# (components.tenant.storage.infra_rules); move to an image containing it once one can be pinned.
 # renovate: datasource=docker depName=quay.io/kubermatic/kubevirt-csi-driver
 KUBEVIRT_CSI_DRIVER_VERSION = "v0.4.5"
 # Kubernetes CSI sidecars, exact upstream tags (no digest found in the sources we can read).

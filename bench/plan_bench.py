@@ -5,7 +5,7 @@ stack with 1, 10, 50 and 100 generated tenants, plus graph metrics.
     python bench/plan_bench.py --write         # also rewrite the table in bench/README.md
     python bench/plan_bench.py --sizes 1 10    # other sizes
 
-Each plan runs as its own process (`python -m stacks.plan <file>`), as a user would run it (one
+Each plan runs as its own process (`python -m offline.plan <file>`), as a user would run it (one
 worker process per CPU), so the numbers include interpreter start-up and imports; it runs again
 with `--jobs 1` for the cost in one process, and the two plans must be identical. Not a test:
 nothing here asserts timings.
@@ -111,7 +111,7 @@ def run_plan(doc: dict[str, Any], workdir: Path, name: str, jobs: int | None = N
     stack_file = workdir / name / "Pulumi.bench.yaml"
     stack_file.write_text(yaml.safe_dump(doc))
     out = workdir / name / "plan"
-    cmd = [sys.executable, "-m", "stacks.plan", str(stack_file), "--quiet", "--out", str(out)]
+    cmd = [sys.executable, "-m", "offline.plan", str(stack_file), "--quiet", "--out", str(out)]
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
     start = time.perf_counter()
@@ -196,7 +196,7 @@ def longest_chain(resources: list[dict[str, Any]], within: set[str] | None = Non
 
 
 def blast_radius(old: Path, new: Path) -> tuple[int, int, int]:
-    from stacks.plan import diff_plans
+    from offline.plan import diff_plans
 
     diff = diff_plans(json.loads((old / "plan.json").read_text()), json.loads((new / "plan.json").read_text()))
     return len(diff["added"]), len(diff["changed"]), len(diff["removed"])

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.bootstrap_http import NotYet, request_json, wait_until
+from components.core.bootstrap_http import NotYet, request_json, wait_until
 
 # Ref: goauthentik/authentik blueprints/default/*.yaml (flow slugs) and
 # blueprints/system/providers-oauth2.yaml (managed scope mappings).

@@ -48,7 +48,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
+from components.core.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
 
 SERVICE_ACCOUNT = "pulumi-admin"
 TOKEN_IDENTIFIER = "pulumi-admin-api"  # rotation.suffixed(...) per generation

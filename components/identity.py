@@ -4,7 +4,7 @@ configured through ``pulumi_authentik`` with the program's own API token (not th
 Order on a brand-new environment (``pulumi up``):
 
 1. ``AuthentikApiToken`` (dynamic resource, ``components/authentik_token.py``) waits until the API
-   accepts the bootstrap token (a ``RandomPassword`` of ``components/authentik.py``), uses it once
+   accepts the bootstrap token (a ``RandomPassword`` of ``components/sso/authentik.py``), uses it once
    to make the ``pulumi-admin`` service account and its token (key: a ``RandomPassword`` rotated by
    ``rotation.authentikApiToken``), then deletes the bootstrap token. During the first preview the
    key is unknown, so the provider is not configured and every resource shows as "create".
@@ -43,7 +43,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 import pulumi_random as random
 
-from components import rotation
+from components.core import rotation
 from components.authentik_ready import (
     AUTHORIZATION_FLOW,
     INVALIDATION_FLOW,
@@ -53,8 +53,8 @@ from components.authentik_ready import (
     AuthentikReadyArgs,
 )
 from components.authentik_token import TOKEN_IDENTIFIER, AuthentikApiToken, AuthentikApiTokenArgs
-from components.bootstrap_http import BootstrapError, request_json
-from components.contracts import (
+from components.core.bootstrap_http import BootstrapError, request_json
+from components.core.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
     OidcClient,
     authentik_issuer_url,

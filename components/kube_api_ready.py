@@ -38,7 +38,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.bootstrap_http import BootstrapError, NotYet, wait_until
+from components.core.bootstrap_http import BootstrapError, NotYet, wait_until
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ resources of the program's own, run by ``pulumi up`` from the operator's machine
 * ``KubernetesUpgrade`` (after the last node): ``talosctl upgrade-k8s --to <version>``, then
   the same health gate.
 
-The chain runs before the nodes' configuration apply (components/management_cluster.py): the
+The chain runs before the nodes' configuration apply (components/host/management_cluster.py): the
 apply that follows an upgrade changes only what Talos applies without a reboot.
 
 Preview: the engine shows the changed input, ``talosVersion: "v1.12.11" => "v1.13.9"`` (or

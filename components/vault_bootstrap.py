@@ -33,7 +33,7 @@ has no effect (re-keying is an operator procedure: ``vault operator rekey``).
 
 Individual pods are addressed through the public host with the header
 ``X-Weebo-Vault-Pod: vault-N`` (one Traefik route and one Service per pod, see
-``components/vault.py``); ``sys/init``, ``sys/seal-status`` and ``sys/unseal`` are
+``components/secrets/vault.py``); ``sys/init``, ``sys/seal-status`` and ``sys/unseal`` are
 unauthenticated endpoints every Vault pod serves anyway, and the per-pod routes are further
 restricted to ``managementCluster.operatorSourceRanges`` when set.
 
@@ -77,7 +77,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
+from components.core.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
 
 POD_HEADER = "X-Weebo-Vault-Pod"
 
@@ -318,7 +318,7 @@ class VaultUnseal(dynamic.Resource, module="weebo", name="VaultUnseal"):
 # generated for a recovery, ``vault.recoveryRootToken``):
 #
 # 1. ``PUT sys/policies/acl/pulumi-admin``: the capabilities the program's pulumi_vault resources
-#    need (``components.vault_config.pulumi_admin_policy``); from then on the policy is a
+#    need (``components.secrets.vault_config.pulumi_admin_policy``); from then on the policy is a
 #    ``vault.Policy`` of the program like any other.
 # 2. ``POST auth/token/create-orphan`` with that policy (and ``default``): a *periodic* orphan
 #    token. Periodic, because it must keep working for as long as the stack lives without a root
@@ -332,7 +332,7 @@ class VaultUnseal(dynamic.Resource, module="weebo", name="VaultUnseal"):
 # token*, how long it has left (``auth/token/lookup-self``); below half the period it reports an
 # update, which renews it (``auth/token/renew-self``). The period (30 days, within Vault's default
 # system max TTL of 768h) is far above the longest run
-# (``components.timeouts.vault_token_ttl_seconds``): the pulumi_vault provider mints its per-run
+# (``components.core.timeouts.vault_token_ttl_seconds``): the pulumi_vault provider mints its per-run
 # child token from it. A stack left without any ``up`` for longer than the period loses its admin
 # token: docs/operations/vault-root-token.md (generate a root token from the unseal keys, give it
 # as ``vault.recoveryRootToken`` once: a recovery root token replaces this resource, whose create
@@ -429,7 +429,7 @@ class _VaultAdminTokenProvider(dynamic.ResourceProvider):
 class VaultAdminTokenArgs:
     address: str
     root_token: pulumi.Input[str]  # VaultInit.root_token, or vault.recoveryRootToken (secret)
-    policy: str  # components.vault_config.pulumi_admin_policy()
+    policy: str  # components.secrets.vault_config.pulumi_admin_policy()
     verify_tls: bool = True
     period_seconds: int = ADMIN_TOKEN_PERIOD_SECONDS
     recovery: bool = False  # root_token is vault.recoveryRootToken

@@ -1,7 +1,7 @@
 """The whole plan as the convergence rules read it: objects per cluster, and the wait graph.
 
 The input is the plan document (``plan.json``: ``{"resources": [record, ...], "outputs": ...}``,
-records as ``stacks.plan.resource_record`` writes them, the same shape ``policy/`` reads). Every
+records as ``offline.plan.resource_record`` writes them, the same shape ``policy/`` reads). Every
 Kubernetes object belongs to the cluster of its provider: the management cluster (the stack's
 ``weebo4cp`` provider, or any provider that is not a tenant's) or a tenant (the provider a
 ``weebo:tenants:TenantCluster`` component owns). Objects that known controllers will create are

@@ -2,5 +2,5 @@
 
 ``policy.rules`` holds the rules as plain functions over resource records (the shape of
 ``plan.json``); ``policy.pack`` adapts them to a Pulumi CrossGuard policy pack
-(``pulumi preview --policy-pack policy``); ``stacks.plan`` runs them over every offline plan.
+(``pulumi preview --policy-pack policy``); ``offline.plan`` runs them over every offline plan.
 """

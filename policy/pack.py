@@ -106,7 +106,7 @@ def plain(value: Any) -> Any:
 
 
 def context_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Exemptions from the stack config (``project:key`` -> JSON string), as stacks.plan.policy_context."""
+    """Exemptions from the stack config (``project:key`` -> JSON string), as offline.plan.policy_context."""
     raw = config.get("weebo-platform:managementCluster")
     try:
         mc = json.loads(raw) if isinstance(raw, str) else (raw or {})

@@ -1,11 +1,11 @@
 """The platform's guardrails as plain functions over resource records.
 
-A *record* is one resource as ``plan.json`` shows it (``stacks.plan.resource_record``)::
+A *record* is one resource as ``plan.json`` shows it (``offline.plan.resource_record``)::
 
     {"urn", "type", "name", "custom", "parent", "protect", "retainOnDelete", "inputs", ...}
 
 with secrets replaced by ``"[secret]"`` and values only known after deployment by
-``"[unknown]"``. The offline plan (``stacks/plan.py``) runs :func:`evaluate` over its plan
+``"[unknown]"``. The offline plan (``offline/plan.py``) runs :func:`evaluate` over its plan
 document, the CrossGuard pack (``policy/pack.py``) builds the same records from what the engine
 hands a policy, and the tests run both. This module imports nothing but the standard library,
 so the policy pack needs nothing of the program to run.
@@ -59,11 +59,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SECRET = "[secret]"  # same markers as stacks.mocks.redact (tests check they agree)
+SECRET = "[secret]"  # same markers as offline.mocks.redact (tests check they agree)
 UNKNOWN = "[unknown]"
 
 # Namespaces whose workloads truly need host access. Mirror of
-# components.namespace.PRIVILEGED_NAMESPACES (tests/test_policy.py fails when they differ);
+# components.core.namespace.PRIVILEGED_NAMESPACES (tests/test_policy.py fails when they differ);
 # copied so that the policy pack runs without the program's dependencies.
 PRIVILEGED_NAMESPACES = frozenset({"kube-system", "cilium", "kubevirt", "cdi", "local-path-storage", "netbird",
                                    "kubevirt-csi-driver"})
@@ -514,7 +514,7 @@ def irreplaceable_reason(record: Mapping[str, Any], context: Mapping[str, Any]) 
 def check_protect(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
     reason = irreplaceable_reason(record, context)
     if reason and not record.get("protect"):
-        yield f"not protected, but {reason}: create it with protect=True (components.common.irreplaceable)"
+        yield f"not protected, but {reason}: create it with protect=True (components.core.common.irreplaceable)"
 
 
 def check_retain(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
@@ -546,7 +546,7 @@ def check_namespace_pod_security(record: Mapping[str, Any], context: Mapping[str
     level = labels.get(POD_SECURITY_ENFORCE) if isinstance(labels, Mapping) else None
     if level not in POD_SECURITY_LEVELS:
         yield (f"namespace '{metadata(record).get('name')}' has no valid {POD_SECURITY_ENFORCE} label "
-               f"(got {level!r}): create it with components.namespace.PlatformNamespace")
+               f"(got {level!r}): create it with components.core.namespace.PlatformNamespace")
 
 
 def _denies_all(policy: Mapping[str, Any]) -> tuple[bool, bool]:
@@ -584,7 +584,7 @@ def check_namespace_default_deny(records: Sequence[Mapping[str, Any]], outputs: 
         if not (ing and eg):
             missing = " and ".join(x for x, ok in (("ingress", ing), ("egress", eg)) if not ok)
             yield r.get("urn", ""), (f"namespace '{name}' has no default-deny NetworkPolicy for {missing}: "
-                                     "create it with components.namespace.PlatformNamespace")
+                                     "create it with components.core.namespace.PlatformNamespace")
 
 
 def _privileged_features(spec: Mapping[str, Any]) -> list[str]:

@@ -454,7 +454,7 @@ class ManagementCluster(Model):
                 "otherwise take the whole system disk and leave no room for the local volume"
             )
         # The OVH network firewall holds at most 20 rules per IP: the fixed ones plus two per
-        # operator range (Talos API and Kubernetes API). Ref: components/ovh_server.firewall_rules.
+        # operator range (Talos API and Kubernetes API). Ref: components/host/ovh_server.firewall_rules.
         v4 = [r for r in self.operator_source_ranges if ipaddress.ip_network(r).version == 4]
         if len(v4) > MAX_OPERATOR_RANGES:
             raise ValueError(
@@ -808,7 +808,7 @@ class Backups(Model):
 # --- credential rotation (issue 17) -------------------------------------------------------------
 # One counter per generated credential. Raising it regenerates that credential (a keeper of its
 # pulumi_random generator, a generation-suffixed name for what a provider or controller makes) and
-# updates its consumers in the same `up` (components/rotation.py). Config cannot check that a
+# updates its consumers in the same `up` (components/core/rotation.py). Config cannot check that a
 # counter only ever grows: going back to an earlier number makes a new credential again, it does
 # not bring the old one back (README "Rotating a credential").
 Generation = Annotated[int, Field(ge=0)]
@@ -992,14 +992,14 @@ def tenant_control_plane_problems(cfg: "PlatformConfig") -> list[ConfigProblem]:
     a new address; Talos then updates its etcd member's peer URLs, which needs quorum of the
     others (siderolabs/talos#6106, #12720). That works one VM at a time; on a single server a
     reboot restarts every control-plane VM at once and etcd never regains quorum. Hence one
-    control-plane VM per server (required anti-affinity, components.tenant_capi.spread), plus a
+    control-plane VM per server (required anti-affinity, components.tenant.capi.spread), plus a
     free server for the VM CACPPT adds while it rolls the control plane (maxSurge 1); a single-VM
     control plane (its own quorum) is always allowed. Recovery of a lost quorum: README "Tenant
     lifecycle" (etcd snapshot restore).
     """
     mc = cfg.management_cluster
     servers = len(mc.nodes) if mc.provisioner == "ovh-talos" else 0
-    surge = 1  # components.tenant_capi.MAX_SURGE (that module imports this one)
+    surge = 1  # components.tenant.capi.MAX_SURGE (that module imports this one)
     out: list[ConfigProblem] = []
     for i, t in enumerate(cfg.tenants):
         replicas = t.control_plane.replicas
@@ -1196,7 +1196,7 @@ def _cross_checks(cfg: PlatformConfig, failed: frozenset[str] = frozenset()) -> 
                                problem="empty: Traefik gets no pinned address, so ExternalDNS can publish no route",
                                hint="list the cluster's load-balancer range, e.g. ['172.18.255.200/29']"))
     if 22 < ipaddress.ip_network(mc.service_cidr).prefixlen <= MIN_SERVICE_PREFIX:
-        # Bind9's fixed ClusterIP (components.contracts.bind9_cluster_ip) must lie in the range's
+        # Bind9's fixed ClusterIP (components.core.contracts.bind9_cluster_ip) must lie in the range's
         # static band, min(max(16, size/16), 256) addresses: /22 or larger (a range smaller than
         # /MIN_SERVICE_PREFIX is refused by _range_rules already).
         p.append(ConfigProblem(path="managementCluster.serviceCidr",
@@ -1463,7 +1463,7 @@ def _node_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
 
 def _pool_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
     """Enough pool addresses for Traefik, Bind9 and one per tenant (its API and apps
-    LoadBalancers share one address: components.tenant_capi.sharing_key); no block twice."""
+    LoadBalancers share one address: components.tenant.capi.sharing_key); no block twice."""
     p: list[ConfigProblem] = []
     mc = cfg.management_cluster
     _unique(p, "managementCluster.loadBalancerIps", [str(ipaddress.ip_network(b)) for b in mc.load_balancer_ips], "")
@@ -1492,10 +1492,11 @@ def platform_namespaces() -> frozenset[str]:
     import importlib
 
     out = {"default", "kube-system", "kube-public", "kube-node-lease"}
-    for module in ("argocd", "authentik", "cdi", "cert_manager", "cilium", "cluster_api", "kubevirt",
-                   "local_storage", "netbird", "platform_dns", "traefik", "vault"):
+    for module in ("gitops.argocd", "sso.authentik", "virtualization.cdi", "edge.cert_manager", "network.cilium",
+                   "clusters.cluster_api", "virtualization.kubevirt", "virtualization.local_storage", "vpn.netbird",
+                   "dns.platform_dns", "edge.traefik", "secrets.vault"):
         out.add(importlib.import_module(f"components.{module}").NAMESPACE)
-    out.update(p.namespace for p in importlib.import_module("components.cluster_api").PROVIDERS)
+    out.update(p.namespace for p in importlib.import_module("components.clusters.cluster_api").PROVIDERS)
     return frozenset(out)
 
 
@@ -1517,7 +1518,7 @@ def _name_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
                                    problem=f"its namespace '{ns}' is a namespace of the platform itself",
                                    hint="rename the tenant or change clusterApi.tenantNamespacePrefix"))
         # Cluster API labels each Machine with its MachineDeployment's name ('<tenant>-<pool>',
-        # components.tenant_capi.pool_name) unhashed, so it must be a label value of <= 63
+        # components.tenant.capi.pool_name) unhashed, so it must be a label value of <= 63
         # characters. Ref: kubernetes-sigs/cluster-api api/core/v1beta2 common_types.go
         # (MachineDeploymentNameLabel; only the set-name and pool-name labels are hashed).
         for j, pool in enumerate(t.worker_pools):
@@ -1567,7 +1568,7 @@ def netbird_problems(cfg: PlatformConfig) -> list[ConfigProblem]:
     """Policies must name declared groups (the management cluster's '<name>-routers' and
     '<name>-services' included), ports only go with tcp/udp, and tenants asking for a NetBird
     route need NetBird and admin groups that exist in NetBird."""
-    from components.netbird import declared_groups
+    from components.vpn.netbird import declared_groups
 
     problems: list[ConfigProblem] = []
     groups = set(declared_groups(cfg))
@@ -2060,7 +2061,7 @@ def read_deployed_versions() -> DeployedVersions | None:
         return None
 
 
-# Set by the offline plan for the stack file it runs (stacks.plan.run_offline); otherwise read
+# Set by the offline plan for the stack file it runs (offline.plan.run_offline); otherwise read
 # from the stack file next to the program, as the Pulumi CLI runs it (the engine itself only tells
 # which top-level keys hold a secret, not which leaves).
 SECURE_PATHS_OVERRIDE: list[frozenset[str] | None] = []

@@ -14,23 +14,24 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.argocd import ArgoCD, ArgoCDArgs
-from components.authentik import Authentik, AuthentikArgs
-from components.backups import Backups, BackupsArgs, talos_api_access_patch
-from components.contracts import authentik_issuer_url
-from components.cert_manager import CertManager, CertManagerArgs
-from components.cilium import Cilium, CiliumArgs
-from components.cluster_api import ClusterApi, ClusterApiArgs
-from components.cluster_rbac import ClusterRbac, ClusterRbacArgs
-from components.existing_cluster import ExistingCluster, ExistingClusterArgs
-from components.local_storage import LocalStorage, LocalStorageArgs
-from components.management_cluster import ManagementCluster, ManagementClusterArgs
-from components.netbird import Netbird, NetbirdArgs
-from components.platform_dns import PlatformDns, PlatformDnsArgs
-from components.tenant_cluster import TenantCluster, TenantClusterArgs
-from components.traefik import Traefik, TraefikArgs
-from components.vault import Vault, VaultArgs
-from components.virtualization import Virtualization, VirtualizationArgs
+from components.gitops.argocd import ArgoCD, ArgoCDArgs
+from components.sso.authentik import Authentik, AuthentikArgs
+from components.operations.backups import Backups, BackupsArgs, talos_api_access_patch
+from components.core.contracts import authentik_issuer_url
+from components.edge.cert_manager import CertManager, CertManagerArgs
+from components.network.cilium import Cilium, CiliumArgs
+from components.clusters.cluster_api import ClusterApi, ClusterApiArgs
+from components.sso.cluster_rbac import ClusterRbac, ClusterRbacArgs
+from components.host.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.virtualization.local_storage import LocalStorage, LocalStorageArgs
+from components.host.management_cluster import ManagementCluster, ManagementClusterArgs
+from components.vpn.netbird import Netbird, NetbirdArgs
+from components.dns.platform_dns import PlatformDns, PlatformDnsArgs
+from components.tenant.cluster import TenantCluster, TenantClusterArgs
+from components.edge.traefik import Traefik, TraefikArgs
+from components.secrets.vault import Vault, VaultArgs
+from components.virtualization.virtualization import Virtualization, VirtualizationArgs
+from stacks.config import ExistingCluster as ExistingClusterConfig
 from stacks.config import PlatformConfig
 
 
@@ -51,7 +52,7 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
     """Build the whole environment; ``tenants`` (names) narrows which tenant clusters are built.
 
     Only tenant clusters and their bindings are narrowed: every platform resource is built from
-    the whole config, so it is the same whichever tenants are built (``stacks.plan --jobs``
+    the whole config, so it is the same whichever tenants are built (``offline.plan --jobs``
     relies on it and checks it).
     """
     mc = cfg.management_cluster
@@ -80,15 +81,12 @@ def build_environment(cfg: PlatformConfig, tenants: Collection[str] | None = Non
             lambda v: {**v, "machineConfigVersion": mc.machine_config_contract}
         )
     else:
-        assert mc.existing is not None or True
-        existing = mc.existing
+        # ``existing`` may be left out of the stack file: its defaults (KUBECONFIG, the current
+        # context) are the config model's, not repeated here.
+        existing = mc.existing or ExistingClusterConfig()
         cluster = ExistingCluster(
             mc.name,
-            ExistingClusterArgs(
-                name=mc.name,
-                kubeconfig_env=existing.kubeconfig_env if existing else "KUBECONFIG",
-                context=existing.context if existing else None,
-            ),
+            ExistingClusterArgs(name=mc.name, kubeconfig_env=existing.kubeconfig_env, context=existing.context),
         )
         kubeconfig = cluster.kubeconfig
 

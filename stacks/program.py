@@ -1,7 +1,7 @@
 """The Pulumi program: validate the stack config, then build the environment.
 
-It runs on the stock Pulumi SDK: ``stacks/sdk_speedups`` (replacements of private SDK
-internals) is applied by the offline plan only (``stacks.plan.run_offline``), never by a real
+It runs on the stock Pulumi SDK: ``offline/sdk_speedups`` (replacements of private SDK
+internals) is applied by the offline plan only (``offline.plan.run_offline``), never by a real
 ``pulumi up``, where a wrong answer would silently drop a dependency edge.
 """
 
@@ -17,7 +17,7 @@ from stacks.environment import build_environment
 
 def main(tenants: Collection[str] | None = None) -> None:
     """``tenants`` narrows which tenant clusters are built: the offline plan builds disjoint
-    sets of tenants in parallel processes (``stacks.plan --jobs``). ``pulumi up`` builds all of
+    sets of tenants in parallel processes (``offline.plan --jobs``). ``pulumi up`` builds all of
     them. Validation and stack outputs always cover the whole config."""
     # Validation happens before any resource is registered: bad config deploys nothing.
     cfg = load_from_pulumi()

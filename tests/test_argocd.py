@@ -10,16 +10,16 @@ import pulumi
 import pytest
 import yaml
 
-from components import argocd
-from components.contracts import (
+from components.gitops import argocd
+from components.core.contracts import (
     ARGOCD_CLUSTER_SECRET_LABELS,
     OidcClient,
     argocd_cluster_secret_data,
     authentik_issuer_url,
     hostnames,
 )
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
+from offline.mocks import contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.schemas import chart_defaults, validate_chart_values, validate_custom_resource
 
@@ -203,7 +203,7 @@ def _program(fn):
     """Run ``fn`` as a tiny Pulumi program under the recording mock engine."""
     from pulumi.runtime import settings as runtime_settings
 
-    from stacks.mocks import PlanMocks, RecordingMonitor
+    from offline.mocks import PlanMocks, RecordingMonitor
 
     mocks = PlanMocks(preview=False)
     monitor = RecordingMonitor(mocks, project="weebo-platform", stack="test")

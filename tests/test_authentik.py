@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import authentik as ak
+from components.sso import authentik as ak
 from components import identity
 from components.authentik_ready import (
     AUTHORIZATION_FLOW,
@@ -16,15 +16,15 @@ from components.authentik_ready import (
     SELF_SIGNED_CERTIFICATE,
     _AuthentikReadyProvider,
 )
-from components.bootstrap_http import BootstrapError
-from components.contracts import (
+from components.core.bootstrap_http import BootstrapError
+from components.core.contracts import (
     FORWARD_AUTH_OUTPOST_NAMESPACE,
     FORWARD_AUTH_OUTPOST_SERVICE,
     authentik_issuer_url,
     hostnames,
 )
-from stacks.mocks import UNKNOWN, contains_secret, redact
-from stacks.plan import write_plan
+from offline.mocks import UNKNOWN, contains_secret, redact
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan, run_program
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource

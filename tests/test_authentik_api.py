@@ -9,8 +9,8 @@ import re
 import pytest
 
 import versions
-from stacks.loader import ROOT, read_stack
-from stacks.plan import run_offline
+from stacks.loader import ROOT
+from tests.helpers.factories import stack_plan
 
 CHECK = versions.AUTHENTIK_API_CHECK
 
@@ -19,7 +19,7 @@ CHECK = versions.AUTHENTIK_API_CHECK
 def used() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     # Deployed (not preview): every invoke is called, every resource registered, tenants included.
-    monitor = run_offline(read_stack("prod"), preview=False).monitor
+    monitor = stack_plan("prod", preview=False).monitor
     for reg in monitor.registrations.values():
         if reg.custom and reg.type.startswith("authentik:index/"):
             out.setdefault(reg.type, set()).update(reg.input())
@@ -45,7 +45,7 @@ def test_the_check_is_for_the_pinned_provider_and_server():
 def test_the_programs_own_api_calls_are_the_checked_ones():
     """Every Authentik API path written in the components is in the checked list (and back)."""
     found = set()
-    for path in (ROOT / "components").glob("*.py"):
+    for path in (ROOT / "components").rglob("*.py"):
         for m in re.finditer(r"/api/v3/[a-z0-9_/]+/(?:\?[a-z_]+=|\{[a-z_]+\}/)?", path.read_text()):
             found.add(m.group(0).replace("{provider_id}", "{id}"))
     checked = {call.split()[1] for call in CHECK["api_calls"]}

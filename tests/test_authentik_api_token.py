@@ -16,7 +16,7 @@ from components.authentik_token import (
     TOKEN_IDENTIFIER,
     _AuthentikApiTokenProvider,
 )
-from components.bootstrap_http import BootstrapError
+from components.core.bootstrap_http import BootstrapError
 from stacks.invokes import SECRET_MARKER as MARKER
 from stacks.mocks import contains_secret
 from stacks.plan import write_plan

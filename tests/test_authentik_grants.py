@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from components.bootstrap_http import BootstrapError
+from components.core.bootstrap_http import BootstrapError
 from components.identity import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_REFRESH_TOKEN,
     _GrantTypesProvider,
     oidc_application_specs,
 )
-from stacks.loader import read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import run_offline
+from offline.mocks import contains_secret
 from tests.helpers.factories import config
 from tests.helpers.identity_support import fake_http
+from tests.helpers.factories import stack_plan
 
 GRANTS_TYPE = "pulumi-python:dynamic/weebo:OAuth2GrantTypes"
 OAUTH2_TYPE = "authentik:index/providerOauth2:ProviderOauth2"
@@ -30,7 +29,7 @@ GRANT_TYPE_ENUM = {
 
 @pytest.fixture(scope="module")
 def monitor():
-    return run_offline(read_stack("prod"), preview=False).monitor
+    return stack_plan("prod", preview=False).monitor
 
 
 def test_applications_get_least_privilege_grants():

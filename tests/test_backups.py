@@ -19,15 +19,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import backups as b
-from components import bind9, platform_dns
-from components.vault_config import parse_policy, policy_allows
+from components.operations import backups as b
+from components.dns import bind9
+from components.dns import platform_dns
+from components.secrets.vault_config import parse_policy, policy_allows
 from stacks.config import ConfigError, parse_config
 from stacks.loader import read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import run_offline, write_plan
+from offline.mocks import contains_secret
+from offline.plan import run_offline, write_plan
 from stacks.loader import StackFile
-from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.factories import base_plan, base_raw, config, plan, tenant
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
 from tests.helpers.schemas import validate_custom_resource, validate_talos_patch
 
@@ -71,7 +72,7 @@ def _pod(cronjob_reg):
 
 def test_backups_are_off_without_the_section_and_defaults_fill_every_item(cfg):
     assert config(base_raw()).backups is None
-    assert not [r for r in plan(base_raw()).registrations if "weebo:backups" in r.urn]
+    assert not [r for r in base_plan().registrations if "weebo:backups" in r.urn]
     items = cfg.backups.items
     assert cfg.backups.region == "gra" and b.bucket_name(cfg) == "weebo4cp-backups"
     assert {i.name for i in b.all_items(cfg)} == {
@@ -258,7 +259,7 @@ def test_management_etcd_uses_a_talos_service_account_with_only_the_etcd_backup_
     access = b.talos_api_access_patch()["machine"]["features"]["kubernetesTalosAPIAccess"]
     assert access == {"enabled": True, "allowedRoles": ["os:etcd:backup"], "allowedKubernetesNamespaces": ["backups"]}
     validate_talos_patch(b.talos_api_access_patch())
-    no_backups = plan(base_raw()).monitor.named("weebo4cp-node-1-apply")
+    no_backups = base_plan().monitor.named("weebo4cp-node-1-apply")
     assert b.talos_api_access_patch() not in [
         json.loads(p) for p in no_backups.inputs["configPatches"] if isinstance(p, str)]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import stacks.plan as plan_module
+import offline.plan as plan_module
 from stacks.config import ConfigError
 from stacks.loader import ROOT, parse_stack_document, read_stack_file
-from stacks.plan import run_offline
+from offline.plan import run_offline
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
 CASES = sorted(CORPUS.glob("*.yaml"))
@@ -105,7 +105,7 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The program (code only) in a scratch directory, where bad stack files can be dropped."""
     dest = tmp_path_factory.mktemp("project")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "venv", ".venv")
-    for name in ("stacks", "components", "policy"):
+    for name in ("stacks", "components", "policy", "convergence", "offline"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for name in ("versions.py", "Pulumi.yaml"):
         shutil.copy2(ROOT / name, dest / name)
@@ -120,7 +120,7 @@ def test_command_line_rejects_bad_stack_files(project_copy: Path):
         stack = f"bad-{name}"
         shutil.copy2(src, project_copy / f"Pulumi.{stack}.yaml")
         runs[name] = (src, stack, subprocess.Popen(
-            [sys.executable, "-m", "stacks.plan", stack, "--quiet"], cwd=project_copy, env=env,
+            [sys.executable, "-m", "offline.plan", stack, "--quiet"], cwd=project_copy, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for name, (src, stack, proc) in runs.items():
         out, err = proc.communicate(timeout=120)
@@ -133,7 +133,7 @@ def test_command_line_rejects_bad_stack_files(project_copy: Path):
 
 def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
     (project_copy / "Pulumi.broken.yaml").write_text("config:\n  weebo-platform:domain: {parentZone: [\n")
-    proc = subprocess.run([sys.executable, "-m", "stacks.plan", "broken", "--quiet"], cwd=project_copy,
+    proc = subprocess.run([sys.executable, "-m", "offline.plan", "broken", "--quiet"], cwd=project_copy,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "not valid YAML" in proc.stderr and "line 3" in proc.stderr
@@ -146,7 +146,7 @@ def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
 
 WORKER_FAILS = """
 import sys
-import stacks.plan as P
+import offline.plan as P
 from stacks.config import ConfigError, ConfigProblem
 
 def failing(stack_file, preview=True, tenants=None):

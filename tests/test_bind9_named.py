@@ -36,8 +36,10 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from components import bind9, platform_dns
-from components.contracts import BIND9_POD_PORT
+from components.dns import bind9
+
+from components.dns import platform_dns
+from components.core.contracts import BIND9_POD_PORT
 from stacks.config import parse_config
 from stacks.loader import read_stack
 
@@ -112,7 +114,9 @@ class Named:
             if self.proc.poll() is not None:
                 raise AssertionError(f"named exited {self.proc.returncode}:\n{(self.root / 'named.log').read_text()}")
             try:
-                if self.query(self.spec.zone, "SOA").rcode() == dns.rcode.NOERROR:
+                # A short probe: named binds its socket before it loads the zone, and a query sent
+                # in between waits its whole timeout unanswered.
+                if self.query(self.spec.zone, "SOA", timeout=0.3).rcode() == dns.rcode.NOERROR:
                     return
             except (dns.exception.Timeout, OSError):
                 pass
@@ -134,11 +138,11 @@ class Named:
 
     # --- clients -------------------------------------------------------------------------------
 
-    def query(self, name: str, rtype: str, *, recurse: bool = False) -> dns.message.Message:
+    def query(self, name: str, rtype: str, *, recurse: bool = False, timeout: float = TIMEOUT) -> dns.message.Message:
         q = dns.message.make_query(name, rtype)
         if not recurse:
             q.flags &= ~dns.flags.RD
-        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=TIMEOUT)
+        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=timeout)
 
     def keyring(self, key: str, secret: str | None = None) -> dict:
         return dns.tsigkeyring.from_text({key: (self.spec.algorithm, secret or self.keys[key])})

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-import stacks.plan
-from components.timeouts import duration_seconds
+import offline.plan
+from components.core.timeouts import duration_seconds
 from stacks.loader import read_stack
-from stacks.mocks import RecordingMonitor
+from offline.mocks import RecordingMonitor
 
 
 class TimeoutRecordingMonitor(RecordingMonitor):
@@ -43,9 +43,9 @@ class TimeoutRecordingMonitor(RecordingMonitor):
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setattr(stacks.plan, "RecordingMonitor", TimeoutRecordingMonitor)
+    mp.setattr(offline.plan, "RecordingMonitor", TimeoutRecordingMonitor)
     try:
-        yield stacks.plan.run_offline(read_stack("prod")).monitor
+        yield offline.plan.run_offline(read_stack("prod")).monitor
     finally:
         mp.undo()
 
@@ -85,7 +85,7 @@ def test_duration_parser_reads_pulumi_timeouts():
 
 def test_the_kubernetes_provider_is_configured_from_the_api_gate_which_waits_for_bootstrap():
     from tests.helpers.identity_support import deployed_plan, preview_plan
-    from stacks.mocks import contains_secret
+    from offline.mocks import contains_secret
 
     for result in (preview_plan(), deployed_plan()):
         mon = result.monitor
@@ -199,7 +199,7 @@ def test_gate_passes_once_readyz_answers_with_the_cluster_ca(apiserver, pki):
 
 
 def test_gate_refuses_a_server_the_cluster_ca_did_not_sign(apiserver, pki):
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     url, _ = apiserver
@@ -208,7 +208,7 @@ def test_gate_refuses_a_server_the_cluster_ca_did_not_sign(apiserver, pki):
 
 
 def test_gate_gives_up_after_its_timeout_with_the_last_answer(apiserver, pki):
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     url, state = apiserver
@@ -222,7 +222,7 @@ def test_gate_bounds_a_server_that_never_answers(pki):
     bounded by the gate's own timeout, and the gate fails instead of hanging."""
     import socket
 
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import wait_ready
 
     with socket.socket() as listener:
@@ -234,7 +234,7 @@ def test_gate_bounds_a_server_that_never_answers(pki):
 
 
 def test_a_kubeconfig_without_a_ca_is_refused():
-    from components.bootstrap_http import BootstrapError
+    from components.core.bootstrap_http import BootstrapError
     from components.kube_api_ready import endpoint_from_kubeconfig
 
     with pytest.raises(BootstrapError, match="certificate-authority-data"):
@@ -263,7 +263,7 @@ def management_claims(mon) -> list[tuple[Any, str, Any]]:
     """(resource, where, storage class) of every volume claim the program makes on the management
     cluster: StatefulSet claim templates, PVCs and DataVolumes, chart persistence blocks, CDI
     scratch space, tenant VM disk templates (DataVolumes CAPK creates there)."""
-    from stacks.mocks import plain
+    from offline.mocks import plain
 
     (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]
     claims = []
@@ -294,7 +294,7 @@ def management_claims(mon) -> list[tuple[Any, str, Any]]:
 
 
 def test_every_claim_on_the_management_cluster_names_a_class_the_program_creates_and_waits_for_it(prod):
-    from stacks.mocks import plain
+    from offline.mocks import plain
 
     mon = prod
     (mgmt,) = [r for r in mon.of_type("pulumi:providers:kubernetes") if r.name == "weebo4cp"]

@@ -7,12 +7,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import cert_manager as cm
-from components.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
-from stacks.mocks import contains_secret
-from stacks.plan import PlanResult, write_plan
+from components.edge import cert_manager as cm
+from components.core.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess
+from offline.mocks import contains_secret
+from offline.plan import PlanResult, write_plan
 from tests.helpers.edge_support import as_object, custom_resources, release, run_components
-from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import base_plan, base_raw, config
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 TSIG_PLAINTEXT = "c2VjcmV0LXRzaWcta2V5LW5ldmVyLWluLWNsZWFyLTEyMzQ="
@@ -33,7 +33,7 @@ def access(secret=None, ready=None, **overrides) -> DnsUpdateAccess:
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def test_values_pass_the_chart_schema_and_install_crds():
@@ -164,7 +164,7 @@ def test_tsig_key_is_a_secret_end_to_end(tmp_path):
 
 
 def test_controller_reaches_bind9_on_its_pod_port(prod_plan):
-    from components.contracts import BIND9_POD_PORT
+    from components.core.contracts import BIND9_POD_PORT
 
     policy = prod_plan.monitor.named("cert-manager-issuers-netpol-controller-to-nameserver")
     ports = {p["port"] for rule in policy.input("spec", "egress") for p in rule["ports"]}
@@ -176,7 +176,7 @@ def test_dns01_self_check_asks_bind9_at_its_fixed_cluster_ip_only(prod_plan):
     validation accepts) that is the ClusterIP the Bind9 Service really gets, in the service range."""
     import ipaddress
 
-    from components.contracts import BIND9_POD_LABELS
+    from components.core.contracts import BIND9_POD_LABELS
 
     m = prod_plan.monitor
     values = release(m, "cert-manager").input("values")

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from stacks.loader import read_stack
-from stacks.plan import run_offline
 from tests.helpers.edge_support import HELM_RELEASE
 from tests.helpers.schemas import _merge, chart_defaults
+from tests.helpers.factories import stack_plan
 
 Values = dict[str, Any]
 
@@ -125,7 +124,7 @@ def _problems(resources: Any) -> list[str]:
 
 @pytest.fixture(scope="module", params=["prod", "dev"])
 def releases(request) -> list[tuple[str, str, Values]]:
-    monitor = run_offline(read_stack(request.param), preview=True).monitor
+    monitor = stack_plan(request.param, preview=True).monitor
     out = []
     for reg in monitor.of_type(HELM_RELEASE):
         out.append((reg.name, reg.input("chart"), reg.input("values") or {}))

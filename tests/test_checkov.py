@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from stacks.loader import read_stack
-from stacks.plan import run_offline, write_plan
+from offline.plan import write_plan
+from tests.helpers.factories import stack_plan
 
 HIGH_CRITICAL = {
     "CKV_K8S_10": "no CPU request: the scheduler cannot place the pod safely (also rule workload-resources)",
@@ -123,7 +123,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("checkov")
     for stack in ("prod", "dev"):
         plan_dir = root / "plans" / stack
-        write_plan(run_offline(read_stack(stack)), plan_dir)
+        write_plan(stack_plan(stack), plan_dir)
         shutil.copytree(plan_dir / "manifests", root / "scan" / stack)
     (root / "scan" / "controls").mkdir()
     for name, text in CONTROLS.items():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components import cilium
-from components.contracts import FORWARD_AUTH_MIDDLEWARE, TRAEFIK_NAMESPACE, hostnames
+from components.network import cilium
+from components.core.contracts import FORWARD_AUTH_MIDDLEWARE, TRAEFIK_NAMESPACE, hostnames
 from stacks.config import ConfigError
 from tests.helpers.edge_support import HELM_RELEASE, as_object, custom_resources, release
-from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.factories import base_plan, base_raw, config, plan, tenant
 from tests.helpers.schemas import chart_defaults, validate_chart_values, validate_custom_resource
 
 
@@ -24,7 +24,7 @@ def existing_raw(**cilium_cfg):
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 # --- values --------------------------------------------------------------------------------------

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 import versions
-from components import cluster_api
+from components.clusters import cluster_api
 from stacks.config import ConfigError
-from tests.helpers.factories import base_raw, config, plan, tenant
+from tests.helpers.factories import base_plan, base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def _one(monitor, type_: str, name: str):
@@ -156,7 +156,7 @@ def test_without_a_token_providers_have_no_config_secret(prod_plan):
 
 
 def test_the_github_token_reaches_every_provider_as_a_secret_in_its_namespace(token_plan):
-    from stacks.mocks import contains_secret
+    from offline.mocks import contains_secret
 
     m = token_plan.monitor
     for p in cluster_api.PROVIDERS:
@@ -175,7 +175,7 @@ def test_the_github_token_reaches_every_provider_as_a_secret_in_its_namespace(to
 
 
 def test_the_github_token_never_reaches_the_plan_files(token_plan, tmp_path):
-    from stacks.plan import write_plan
+    from offline.plan import write_plan
 
     write_plan(token_plan, tmp_path / "plan")
     for f in (tmp_path / "plan").rglob("*"):

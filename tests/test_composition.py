@@ -3,10 +3,11 @@ monitor that keeps parents, providers and dependencies."""
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from stacks.config import ConfigError
-from stacks.mocks import Registration, contains_secret
+from offline.mocks import Registration, contains_secret
 from tests.helpers.factories import base_raw, plan, tenant
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
@@ -122,7 +123,7 @@ def test_bad_config_registers_nothing():
         plan(raw)
     # A fresh run after the failure sees an empty graph from the failed one.
     from stacks.loader import StackFile
-    from stacks.plan import run_offline
+    from offline.plan import run_offline
 
     with pytest.raises(ConfigError) as exc:
         run_offline(StackFile(stack="t", raw=raw, secret_keys=frozenset()))
@@ -130,7 +131,7 @@ def test_bad_config_registers_nothing():
 
 
 def test_bad_config_registers_no_resource_in_the_monitor(monkeypatch):
-    from stacks import plan as plan_module
+    from offline import plan as plan_module
 
     seen = {}
     original = plan_module.RecordingMonitor
@@ -149,3 +150,20 @@ def test_bad_config_registers_no_resource_in_the_monitor(monkeypatch):
 def test_stack_outputs_keep_credentials_secret_in_preview(prod_like):
     assert contains_secret(prod_like.stack_outputs["kubeconfig"])
     assert contains_secret(prod_like.stack_outputs["talosconfig"])
+
+
+def test_an_existing_cluster_without_its_key_reads_the_models_default_variable(monkeypatch):
+    # managementCluster.existing may be left out: the kubeconfig variable is then the config
+    # model's default (KUBECONFIG); a given one is used as written.
+    import copy
+
+    from stacks.loader import read_stack
+
+    raw = copy.deepcopy(read_stack("dev").raw)
+    raw["managementCluster"].pop("existing")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    with pytest.raises(pulumi.RunError, match="export KUBECONFIG "):
+        plan(raw, stack="dev", preview=False)
+    raw["managementCluster"]["existing"] = {"kubeconfigEnv": "WEEBO_DEV_KUBECONFIG"}
+    with pytest.raises(pulumi.RunError, match="export WEEBO_DEV_KUBECONFIG "):
+        plan(raw, stack="dev", preview=False)

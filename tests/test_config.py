@@ -255,9 +255,14 @@ def test_field_errors_and_cross_field_rules_are_reported_together():
     assert {"traefik.replicas", "tenants[1].name"} <= set(found)
 
 
-def test_the_program_reads_config_the_way_the_cli_hands_it_over(monkeypatch):
+def test_the_program_reads_config_the_way_the_cli_hands_it_over(monkeypatch, tmp_path):
     """The language host passes config as PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS (JSON)."""
     import json
+
+    # The program also reads the secure: leaves of Pulumi.<stack>.yaml in its working directory;
+    # the stack is whichever an earlier plan of this process left set, so run where no stack
+    # file is (else the result would depend on the order tests run in).
+    monkeypatch.chdir(tmp_path)
 
     from pulumi.runtime import config as runtime_config
 
@@ -294,7 +299,7 @@ def test_a_failed_management_cluster_adds_no_false_pool_problems():
     assert "traefik.loadBalancerIp" not in found
 
 
-def test_field_errors_and_cross_field_rules_are_reported_together():
+def test_a_broken_tenant_does_not_hide_the_duplicate_name_rule_of_the_others():
     # tenants[1] is broken; tenants[0] and tenants[2] still meet the duplicate-name rule.
     raw = base_raw(tenants=[tenant("alpha", 0), tenant("beta", 1, podCidr="nope"), tenant("alpha", 2)])
     found, _ = problems(raw)

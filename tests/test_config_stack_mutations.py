@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-import stacks.plan as plan_module
+import offline.plan as plan_module
 from stacks.config import ConfigError, _loc_to_path, parse_config
 from stacks.loader import ROOT, load_yaml, parse_stack_document, project_defaults
 

@@ -8,8 +8,8 @@ import pulumi
 import pytest
 from pulumi.runtime.proto import resource_pb2
 
-from stacks import plan as plan_module
-from stacks.mocks import EngineRefusal, PlanMocks, RecordingMonitor
+from offline import plan as plan_module
+from offline.mocks import EngineRefusal, PlanMocks, RecordingMonitor
 
 STACK_URN = "urn:pulumi:t::p::pulumi:pulumi:Stack::p-t"
 

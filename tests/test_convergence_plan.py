@@ -1,4 +1,4 @@
-"""The convergence checks on the real plans: run by `python -m stacks.plan`, reported in
+"""The convergence checks on the real plans: run by `python -m offline.plan`, reported in
 convergence.json and the summary, failing the plan; and what they find on prod today."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 import convergence
-from stacks import plan as plan_module
+from offline import plan as plan_module
 from stacks.config import parse_config
 from stacks.loader import read_stack
+from tests.helpers.factories import stack_plan, stack_plan_of_tenants
 
 
 @lru_cache(maxsize=None)
 def _prod_doc_text() -> str:
-    result = plan_module.run_offline(read_stack("prod"))
+    result = stack_plan("prod")
     return json.dumps(plan_module.render(result).document())
 
 
@@ -28,7 +29,7 @@ def prod_doc() -> dict:
 
 @lru_cache(maxsize=None)
 def _dev_doc_text() -> str:
-    result = plan_module.run_offline(read_stack("dev"))
+    result = stack_plan("dev")
     return json.dumps(plan_module.render(result).document())
 
 
@@ -112,7 +113,7 @@ def test_convergence_runs_on_the_merged_parallel_plan():
     stack = read_stack("prod")
     cfg = plan_module.parse_config(stack.raw, stack.secret_keys, stack="prod", provider_keys=list(stack.provider_config))
     shards = plan_module.shard_tenants([(t.name, plan_module.tenant_weight(t)) for t in cfg.tenants], 2)
-    parts = [plan_module.render(plan_module.run_offline(stack, tenants=s)) for s in shards]
+    parts = [plan_module.render(stack_plan_of_tenants("prod", tuple(s))) for s in shards]
     merged = plan_module.merge(parts, shards).document()
     assert convergence.run(merged) == convergence.run(prod_doc())
     # A part alone misses the other tenants' clusters and objects (it must not be judged alone):

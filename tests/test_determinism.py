@@ -12,18 +12,19 @@ from pathlib import Path
 import pytest
 
 from stacks.loader import ROOT, read_stack
-from stacks.plan import policy_context, run_offline, write_plan, write_policy
+from offline.plan import PlanResult, policy_context, run_offline, write_plan, write_policy
 from stacks.config import parse_config
+from tests.helpers.factories import stack_plan
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def plan_into(stack: str, out: Path) -> dict[str, bytes]:
+def plan_into(stack: str, out: Path, result: PlanResult | None = None) -> dict[str, bytes]:
     stack_file = read_stack(stack)
     cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack, provider_keys=list(stack_file.provider_config))
-    result = run_offline(stack_file)
+    result = result or run_offline(stack_file)
     doc = write_plan(result, out)
     write_policy(result, doc, out, policy_context(cfg))
     return snapshot(out)
@@ -37,7 +38,9 @@ def assert_identical(one: dict[str, bytes], two: dict[str, bytes]) -> None:
 
 @pytest.mark.parametrize("stack", ["prod", "dev"])
 def test_two_plans_in_one_process_are_byte_identical(stack: str, tmp_path: Path):
-    one = plan_into(stack, tmp_path / "one")
+    # The first plan is the one this process made for the other tests (planned once, shared),
+    # the second a new one: two plans of the same config in one process.
+    one = plan_into(stack, tmp_path / "one", stack_plan(stack))
     two = plan_into(stack, tmp_path / "two")
     assert {"plan.json", "policy.json"} <= set(one)
     assert any(name.startswith("manifests/") for name in one)
@@ -51,7 +54,7 @@ def test_plans_from_processes_with_different_hash_seeds_are_byte_identical(tmp_p
     for seed in ("1", "2"):
         out = tmp_path / f"seed{seed}"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}, "PYTHONHASHSEED": seed}
-        procs.append(subprocess.Popen([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--out", str(out)],
+        procs.append(subprocess.Popen([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--out", str(out)],
                                       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outs.append(out)
     for proc in procs:

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-import stacks.plan
-from components import ovh_server as ovs
+import offline.plan
+from components.host import ovh_server as ovs
 from stacks.config import ConfigError
-from stacks.loader import read_stack
-from stacks.mocks import SECRET, PlanMocks, contains_secret
-from stacks.plan import run_offline, write_plan
+from offline.mocks import SECRET, PlanMocks, contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import stack_plan
 
 MC = "weebo4cp"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
@@ -230,7 +230,7 @@ def test_preview_needs_neither_factory_nor_servers(single):
 
 
 def test_dev_stack_does_not_use_this_component():
-    monitor = run_offline(read_stack("dev")).monitor
+    monitor = stack_plan("dev").monitor
     types = {r.type for r in monitor.registrations.values()}
     assert "weebo:cluster:ManagementCluster" not in types
     # Tenants still build their VM images through the Image Factory; nothing installs a server.
@@ -275,7 +275,7 @@ class DeployedTalosMocks(PlanMocks):
 
     def call(self, args):
         # PlanMocks.call returns (result, None), which pulumi's MockMonitor.Invoke iterates as
-        # the failures list: answer with an empty list (reported to the lead; stacks/mocks.py).
+        # the failures list: answer with an empty list (reported to the lead; offline/mocks.py).
         result, _ = super().call(args)
         return result, []
 
@@ -283,7 +283,7 @@ class DeployedTalosMocks(PlanMocks):
 @pytest.fixture(scope="module")
 def deployed():
     mp = pytest.MonkeyPatch()
-    mp.setattr(stacks.plan, "PlanMocks", DeployedTalosMocks)
+    mp.setattr(offline.plan, "PlanMocks", DeployedTalosMocks)
     try:
         yield plan(raw_cluster(1, 1), preview=False)
     finally:

@@ -8,10 +8,10 @@ import pulumi
 import pytest
 
 import versions
-from components import netbird as nb
+from components.vpn import netbird as nb
 from stacks.config import ConfigError
-from stacks.mocks import RecordingMonitor, contains_secret
-from stacks.plan import write_plan
+from offline.mocks import RecordingMonitor, contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan
 from tests.helpers.known_secrets import MARKER, KnownSecretMocks, plan_with_known_secrets
 from tests.helpers.schemas import validate_custom_resource
@@ -36,14 +36,14 @@ def netbird_raw(**netbird):
 @pytest.fixture(scope="module")
 def deployed():
     """After a deployment: ids known, so references between NetBird objects can be followed."""
-    import stacks.plan
+    import offline.plan
 
-    original = stacks.plan.PlanMocks
-    stacks.plan.PlanMocks = KnownSecretMocks
+    original = offline.plan.PlanMocks
+    offline.plan.PlanMocks = KnownSecretMocks
     try:
         return plan(netbird_raw(), preview=False)
     finally:
-        stacks.plan.PlanMocks = original
+        offline.plan.PlanMocks = original
 
 
 def _id(reg) -> str:
@@ -208,7 +208,7 @@ def test_setup_key_is_secret_and_never_in_plan_files(monkeypatch, tmp_path: Path
 
 def _run_netbird(raw, body):
     """Build the Netbird component alone and call ``body(component)`` inside the program."""
-    from components.netbird import Netbird, NetbirdArgs
+    from components.vpn.netbird import Netbird, NetbirdArgs
 
     mocks = KnownSecretMocks()
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")

@@ -1,4 +1,4 @@
-"""Planning tenants in parallel processes (``stacks.plan --jobs``) gives the plan of one process,
+"""Planning tenants in parallel processes (``offline.plan --jobs``) gives the plan of one process,
 and refuses to merge parts that disagree on a resource they both built."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pulumi
 import pytest
 
 import stacks.program
-from stacks import plan as plan_module
+from offline import plan as plan_module
 from stacks.loader import ROOT, read_stack
-from stacks.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
+from offline.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
+from tests.helpers.factories import stack_plan, stack_plan_of_tenants
 
 TENANTS = ["erp", "ci", "data"]  # Pulumi.prod.yaml
 
@@ -27,7 +28,7 @@ def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
     runs = {}
     for jobs in ("1", "3"):
         out = tmp_path / f"jobs{jobs}"
-        proc = subprocess.run([sys.executable, "-m", "stacks.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
+        proc = subprocess.run([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--jobs", jobs, "--out", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         runs[jobs] = snapshot(out)
@@ -47,7 +48,7 @@ def test_tenants_are_dealt_into_parts_of_even_weight():
 
 def test_a_part_builds_its_tenants_and_the_whole_platform():
     stack_file = read_stack("prod")
-    part = run_offline(stack_file, tenants=["ci"])
+    part = stack_plan_of_tenants("prod", ("ci",))
     clusters = [r.name for r in part.monitor.of_type("weebo:tenants:TenantCluster")]
     assert clusters == ["ci"]
     # Cluster RBAC of a tenant comes with the tenant; Vault's tenant policies are platform
@@ -67,9 +68,8 @@ def test_program_refuses_tenants_that_are_not_in_the_config():
 
 
 def test_parts_merge_into_the_single_process_plan():
-    stack_file = read_stack("prod")
-    whole = render(run_offline(stack_file))
-    parts = [render(run_offline(stack_file, tenants=s)) for s in (["erp", "data"], ["ci"])]
+    whole = render(stack_plan("prod"))
+    parts = [render(stack_plan_of_tenants("prod", tuple(s))) for s in (["erp", "data"], ["ci"])]
     merged = merge(parts, [["erp", "data"], ["ci"]])
     assert merged.document() == whole.document()
     assert merged.files == whole.files
@@ -127,7 +127,7 @@ def test_cli_reports_a_mismatch_without_a_traceback(monkeypatch: pytest.MonkeyPa
 
 
 def test_plan_json_assembled_from_encoded_records_is_json_dumps_of_the_document():
-    rendered = render(run_offline(read_stack("dev")))
+    rendered = render(stack_plan("dev"))
     expected = json.dumps(rendered.document(), indent=2, sort_keys=True) + "\n"
     assert rendered.plan_json() == expected
     # Records not encoded beforehand (a merged or hand-made plan) give the same text.
@@ -138,11 +138,11 @@ def test_plan_json_assembled_from_encoded_records_is_json_dumps_of_the_document(
 
 
 def test_records_are_encoded_as_json_dumps_encodes_them():
-    from stacks.plan import _encode_record
+    from offline.plan import _encode_record
 
     odd = {"b": [1, 2.5, float("inf"), None, True, ("t", "u"), {}, [], "é\n\"q\""], "a": {"z": {"y": []}},
            "ünï": "x"}
-    for record in [odd, *render(run_offline(read_stack("dev"))).resources.values()]:
+    for record in [odd, *render(stack_plan("dev")).resources.values()]:
         expected = "    " + json.dumps(record, indent=2, sort_keys=True).replace("\n", "\n    ")
         assert _encode_record(record) == expected
     # Keys json.dumps would convert are left to json.dumps.

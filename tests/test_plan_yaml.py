@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import yaml
 
-from stacks import plan_yaml
-from stacks.loader import read_stack
-from stacks.plan import render, run_offline
+from offline import plan_yaml
+from offline.plan import render
+from tests.helpers.factories import stack_plan
 
 
 def reference(doc):
@@ -15,7 +15,7 @@ def reference(doc):
 
 
 def test_every_file_of_the_prod_plan_is_what_the_safe_dumper_writes():
-    rendered = render(run_offline(read_stack("prod")))
+    rendered = render(stack_plan("prod"))
     assert len(rendered.files) > 100
     for path, text in rendered.files.items():
         doc = yaml.safe_load(text)

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 import versions
-from components import bind9, platform_dns
-from components.contracts import BIND9_POD_PORT
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
-from tests.helpers.factories import base_raw, config, plan
+from components.dns import bind9
+from components.dns import platform_dns
+from components.core.contracts import BIND9_POD_PORT
+from offline.mocks import contains_secret
+from offline.plan import write_plan
+from tests.helpers.factories import base_plan, base_raw, config, plan
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
 
@@ -37,7 +38,7 @@ def _component(mon, name):
 
 @pytest.fixture(scope="module")
 def prod_like():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_update_rules_refuse_implicit_types_and_nameless_rules():
 def test_cert_manager_may_write_the_challenge_of_every_acme_certificate_in_the_plan(prod_like):
     """Derived, not hardcoded: every dnsName of every ACME Certificate the whole program creates
     has its _acme-challenge name granted to cert-manager (TXT only) and denied to ExternalDNS."""
-    from components import cert_manager
+    from components.edge import cert_manager
 
     m = prod_like.monitor
     certs = [r for r in m.registrations.values() if r.type == "kubernetes:cert-manager.io/v1:Certificate"]
@@ -263,8 +264,8 @@ def test_dns_namespace_is_restricted_with_default_deny_and_dns_ingress(prod_like
 def test_cert_manager_gets_its_own_key_and_waits_for_bind9():
     import pulumi
 
-    from components.platform_dns import PlatformDns, PlatformDnsArgs
-    from stacks.mocks import PlanMocks, RecordingMonitor
+    from components.dns.platform_dns import PlatformDns, PlatformDnsArgs
+    from offline.mocks import PlanMocks, RecordingMonitor
 
     mocks = PlanMocks(preview=True)
     monitor = RecordingMonitor(mocks, "weebo-platform", "unit")
@@ -332,10 +333,10 @@ TARGETS = ("external-dns.alpha.kubernetes.io/target", "external-dns.kubernetes.i
 @pytest.fixture(scope="module")
 def prod_stack():
     from stacks.loader import read_stack
-    from stacks.plan import run_offline
+    from tests.helpers.factories import stack_plan
 
     stack = read_stack("prod")
-    return run_offline(stack), config(stack.raw, stack.secret_keys)
+    return stack_plan("prod"), config(stack.raw, stack.secret_keys)
 
 
 def _in_zone(host: str, zone: str) -> bool:
@@ -363,7 +364,7 @@ def test_every_host_of_every_route_is_published_at_traefiks_pinned_ip(prod_stack
     traefik = [r for r in result.monitor.of_type(RELEASE) if r.input("name") == "traefik"]
     [release] = traefik or [r for r in result.monitor.of_type(RELEASE) if r.input("chart") == "traefik"]
     assert release.input("values")["service"]["annotations"]["lbipam.cilium.io/ips"] == traefik_ip
-    from components.contracts import hostnames
+    from components.core.contracts import hostnames
 
     h = hostnames(cfg)
     assert {h.authentik, h.vault, h.argocd, h.hubble, h.traefik_dashboard} <= set(hosts)
@@ -397,7 +398,7 @@ def _service_like(obj):
 
 
 def test_a_traefik_without_address_is_refused_since_no_route_could_be_published():
-    from components import traefik
+    from components.edge import traefik
     from stacks.config import ConfigError
 
     raw = existing_raw()

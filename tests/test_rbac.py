@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 
-from components import cluster_rbac as rbac
-from components.contracts import OIDC_GROUPS_PREFIX
+from components.sso import cluster_rbac as rbac
+from components.core.contracts import OIDC_GROUPS_PREFIX
 from tests.helpers.factories import base_raw, config, plan, tenant
 
 CRB = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"

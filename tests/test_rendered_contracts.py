@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 
 import versions
-from stacks.loader import read_stack
-from stacks.mocks import UNKNOWN, redact
-from stacks.plan import HELM_RELEASE, run_offline
+from offline.mocks import UNKNOWN, redact
+from offline.plan import HELM_RELEASE
 from tests.helpers.schemas import require_schemas, validate_chart_values, validate_custom_resource
+from tests.helpers.factories import stack_plan as shared_stack_plan
 
 CHART_BY_REFERENCE = {spec.reference: name for name, spec in versions.CHARTS.items()}
 
 
 @pytest.fixture(scope="module", params=["prod", "dev"])
 def stack_plan(request):
-    return run_offline(read_stack(request.param))
+    return shared_stack_plan(request.param)
 
 
 def _contains(value, marker) -> bool:

@@ -1,8 +1,8 @@
 """Credential rotation (issue 17 item 4): config, triggers, and the blast radius of each rotation.
 
-The blast radius is measured with the plan's own diff (``stacks.plan.diff_plans``) between the
+The blast radius is measured with the plan's own diff (``offline.plan.diff_plans``) between the
 plan of a config and the same config with one ``rotation`` counter raised. Plans are run as after
-a deployment (generated values known, ``stacks.invokes`` gives a regenerated credential a new
+a deployment (generated values known, ``offline.invokes`` gives a regenerated credential a new
 value) and compared with secrets revealed, in memory only: plan files show ``[secret]``, which
 would hide exactly the change under test. A replaced resource has unknown outputs in a real
 preview, so whatever takes one of its outputs (``propertyDependencies``) or names it in
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from components import rotation
+from components.core import rotation
 from pulumi.runtime import rpc
 from stacks.config import ConfigError, parse_config
-from stacks.mocks import is_unknown
-from stacks.plan import diff_plans, resource_record
+from offline.mocks import is_unknown
+from offline.plan import diff_plans, resource_record
 from tests.helpers.factories import base_raw, plan, tenant
 
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -165,7 +165,7 @@ def test_rotating_the_backup_credentials_replaces_both_keys_and_the_writers_secr
 
 
 def test_lifecycle_keeps_expiring_objects_of_older_keys():
-    from components import backups
+    from components.operations import backups
     from tests.helpers.factories import config
     rules = {r["id"]: r["filter"]["prefix"] for r in backups.lifecycle_rules(config(raw(backupEncryptionKey=1)))
              if "filter" in r}

@@ -1,4 +1,4 @@
-"""Each SDK replacement in stacks/sdk_speedups.py answers exactly as the SDK's own function."""
+"""Each SDK replacement in offline/sdk_speedups.py answers exactly as the SDK's own function."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import resource_cycle_breaker
 
-from stacks import sdk_speedups
+from offline import sdk_speedups
 
 
 class Node:

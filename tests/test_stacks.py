@@ -1,4 +1,4 @@
-"""Whole-program tests: each stack file planned offline, as `python -m stacks.plan <stack>` does."""
+"""Whole-program tests: each stack file planned offline, as `python -m offline.plan <stack>` does."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ import pytest
 import yaml
 
 from stacks.loader import ROOT, read_stack
-from stacks.mocks import contains_secret
-from stacks.plan import diff_plans, run_offline, write_plan
+from offline.mocks import contains_secret
+from offline.plan import diff_plans, run_offline, write_plan
+from tests.helpers.factories import stack_plan
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return run_offline(read_stack("prod"))
+    return stack_plan("prod")  # shared: planned once per test process
 
 
 @pytest.fixture(scope="module")
 def dev():
-    return run_offline(read_stack("dev"))
+    return stack_plan("dev")
 
 
 def test_prod_installs_talos_on_ovh_and_every_platform_service(prod):
@@ -75,7 +76,7 @@ def test_plan_writes_manifests_and_releases(prod, tmp_path):
 
 def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
     sf = read_stack("prod")
-    old = write_plan(run_offline(sf), tmp_path / "old")
+    old = write_plan(stack_plan("prod"), tmp_path / "old")
     raw = json.loads(json.dumps(sf.raw))
     raw["traefik"]["replicas"] = 3
     new = write_plan(run_offline(type(sf)(stack="prod", raw=raw, secret_keys=sf.secret_keys)), tmp_path / "new")
@@ -88,7 +89,7 @@ def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stacks.plan", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "offline.plan", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -119,3 +120,35 @@ def test_cli_rejects_bad_config_without_traceback(tmp_path):
     assert "managementCluster.podCidrr: unknown key" in result.stderr
     assert "tenants[1].name" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _pipe_env() -> dict[str, str]:
+    import os
+
+    # No terminal, no width hint: as in CI, where rich falls back to wrapping at 80 columns.
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TERM")
+            and not k.startswith("PULUMI_")}
+
+
+def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path):
+    # A config problem (stderr) and a blast-radius URN (stdout) longer than any console width
+    # stay whole, so a CI log can be grepped for them.
+    raw = copy.deepcopy(yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text()))
+    bad_email = "not-an-email-" + "x" * 150 + "@@example.org"
+    raw["config"]["weebo-platform:domain"]["acmeEmail"] = bad_email
+    bad = tmp_path / "Pulumi.longbad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    run = subprocess.run([sys.executable, "-m", "offline.plan", str(bad), "--quiet"], cwd=ROOT, env=_pipe_env(),
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert any(f"'{bad_email}'" in line and "domain.acmeEmail" in line for line in run.stderr.splitlines()), run.stderr
+
+    old = write_plan(dev, tmp_path / "old")
+    longest = max((r["urn"] for r in old["resources"]), key=len)
+    assert len(longest) > 140
+    old["resources"] = [r for r in old["resources"] if r["urn"] != longest]
+    (tmp_path / "old" / "plan.json").write_text(json.dumps(old))
+    run = subprocess.run([sys.executable, "-m", "offline.plan", "dev", "--quiet", "--out", str(tmp_path / "new"),
+                          "--diff", str(tmp_path / "old")], cwd=ROOT, env=_pipe_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"+ {longest}" in run.stdout.splitlines(), run.stdout

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components import talos_patches as tp
-from components.contracts import KUBEPRISM_PORT, KUBERNETES_OIDC, LOCAL_VOLUME_HOST_PATH, LOCAL_VOLUME_NAME, authentik_issuer_url
+from components.host import talos_patches as tp
+from components.core.contracts import KUBEPRISM_PORT, KUBERNETES_OIDC, LOCAL_VOLUME_HOST_PATH, LOCAL_VOLUME_NAME, authentik_issuer_url
 from stacks.config import PlatformConfig
 from tests.helpers.factories import base_raw, config
 from tests.helpers.schemas import validate_talos_patch

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from components import talos_upgrade as tu
-from stacks import invokes
+from offline import invokes
 from stacks.config import ConfigError, DeployedVersions, parse_config
 from tests.helpers.factories import plan
 from tests.test_management_cluster import raw_cluster
@@ -344,7 +344,7 @@ def test_workers_wait_for_every_control_plane_whatever_the_config_order():
 
 
 def test_upgrade_inputs_carry_the_versions_and_the_talosconfig_only_as_a_secret():
-    from stacks.mocks import contains_secret
+    from offline.mocks import contains_secret
 
     mon = plan(raw_cluster(3, 1), preview=False).monitor
     ups = sorted(mon.of_type(NODE_UPGRADE), key=lambda r: r.name)
@@ -472,7 +472,7 @@ def test_the_stack_output_records_what_the_upgrade_resources_reached():
 
 @pytest.mark.parametrize("answer", ["no outputs", "backend error"])
 def test_without_recorded_versions_validation_compares_nothing_and_the_program_runs(monkeypatch, answer):
-    from stacks.mocks import PlanMocks
+    from offline.mocks import PlanMocks
 
     real_call = PlanMocks.call
 

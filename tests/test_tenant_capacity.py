@@ -8,7 +8,9 @@ import math
 
 import pytest
 
-from components import tenant_capacity, tenant_capi, tenant_policies
+from components.tenant import capacity as tenant_capacity
+from components.tenant import capi as tenant_capi
+from components.tenant import policies as tenant_policies
 from tests.helpers.factories import base_raw, config, servers, tenant
 
 MI, GI = 1024**2, 1024**3

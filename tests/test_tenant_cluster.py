@@ -9,9 +9,9 @@ import json
 import pytest
 from pulumi.runtime import rpc
 
-from stacks import plan as plan_module
-from stacks.mocks import PlanMocks, RecordingMonitor, contains_secret, redact
-from stacks.plan import diff_plans, plan_document, write_plan
+from offline import plan as plan_module
+from offline.mocks import PlanMocks, RecordingMonitor, contains_secret, redact
+from offline.plan import diff_plans, plan_document, write_plan
 from tests.helpers.factories import base_raw, plan, tenant
 from tests.helpers.schemas import require_schemas, validate_custom_resource
 
@@ -257,7 +257,7 @@ def _owned_by(urn: str, tenant_name: str) -> bool:
 
 
 # Registration lists that grow with the tenants: a Vault external group lists the policies of the
-# tenants it administers (components.vault_config.group_policies) — but not the platform admins'
+# tenants it administers (components.secrets.vault_config.group_policies) — but not the platform admins'
 # group, which holds everything already. These tenants are administered by platform admins only.
 GROWING: dict[str, list[str]] = {}
 

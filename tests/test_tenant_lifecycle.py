@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 import versions
-from components import cilium, tenant_capi, tenant_gitops, tenant_images, tenant_storage, tenant_talos
+from components.network import cilium
+from components.tenant import capi as tenant_capi
+from components.tenant import gitops as tenant_gitops
+from components.tenant import images as tenant_images
+from components.tenant import storage as tenant_storage
+from components.tenant import talos as tenant_talos
 from stacks.config import ConfigError
 from tests.helpers.factories import base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource
@@ -71,7 +76,7 @@ def test_an_unbounded_wait_is_refused(key):
 
 
 def test_deleting_a_pool_waits_as_long_as_its_machines_may_take(monkeypatch):
-    import components.tenant_cluster as tc
+    import components.tenant.cluster as tc
 
     seen = {}
     original = tc.k8s_object

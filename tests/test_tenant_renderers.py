@@ -9,16 +9,14 @@ import pytest
 import yaml
 
 import versions
-from components import (
-    tenant_capi,
-    tenant_gitops,
-    tenant_identity,
-    tenant_images,
-    tenant_policies,
-    tenant_storage,
-    tenant_talos,
-)
-from components.contracts import (
+from components.tenant import capi as tenant_capi
+from components.tenant import gitops as tenant_gitops
+from components.tenant import identity as tenant_identity
+from components.tenant import images as tenant_images
+from components.tenant import policies as tenant_policies
+from components.tenant import storage as tenant_storage
+from components.tenant import talos as tenant_talos
+from components.core.contracts import (
     ARGOCD_NAMESPACE,
     OIDC_GROUPS_PREFIX,
     TENANT_NAMESPACE_LABEL,
@@ -374,7 +372,7 @@ def test_argocd_cluster_config_uses_the_service_account_token():
 
 
 def test_rendered_yaml_documents_read_back_as_what_was_rendered():
-    from components.common import yaml_text
+    from components.core.common import yaml_text
 
     cfg = config()
     alpha = cfg.tenants[0]

@@ -6,15 +6,23 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import tenant_apps, tenant_capi, tenant_gitops, tenant_secrets, tenant_vpn
-from components.contracts import OIDC_GROUPS_PREFIX, authentik_issuer_url, hostnames, tenant_oidc_slug
+from components.tenant import apps as tenant_apps
+
+from components.tenant import capi as tenant_capi
+
+from components.tenant import gitops as tenant_gitops
+
+from components.tenant import secrets as tenant_secrets
+
+from components.tenant import vpn as tenant_vpn
+from components.core.contracts import OIDC_GROUPS_PREFIX, authentik_issuer_url, hostnames, tenant_oidc_slug
 from components.identity import KUBELOGIN_REDIRECTS
-from components.vault_config import parse_policy, policy_allows, tenant_policy
-from stacks import plan as plan_module
+from components.secrets.vault_config import parse_policy, policy_allows, tenant_policy
+from offline import plan as plan_module
 from stacks.config import ConfigError
-from stacks.invokes import SECRET_MARKER
-from stacks.mocks import contains_secret, redact
-from stacks.plan import write_plan
+from offline.invokes import SECRET_MARKER
+from offline.mocks import contains_secret, redact
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, plan, tenant
 from tests.helpers.schemas import validate_chart_values
 from tests.test_tenant_cluster import FAKE_TOKEN, DeployedClusterMocks

@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 import versions
-from components import traefik
-from components.common import MANAGED_BY
-from components.contracts import (
+from components.edge import traefik
+from components.core.common import MANAGED_BY
+from components.core.contracts import (
     FORWARD_AUTH_ADDRESS,
     FORWARD_AUTH_MIDDLEWARE,
     WILDCARD_TLS_SECRET,
     hostnames,
 )
 from tests.helpers.edge_support import as_object, custom_resources, release, run_components
-from tests.helpers.factories import base_raw, config, plan
+from tests.helpers.factories import base_plan, base_raw, config
 from tests.helpers.schemas import require_schemas, validate_chart_values, validate_custom_resource
 
 COMMAND = "command:local:Command"
@@ -23,7 +23,7 @@ COMMAND = "command:local:Command"
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def test_values_pass_the_chart_schema():

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from components import vault as v
-from components import vault_config as vc
-from components.bootstrap_http import BootstrapError
-from components.contracts import INTERNAL_CA_ISSUER, hostnames
+from components.secrets import vault as v
+from components.secrets import vault_config as vc
+from components.core.bootstrap_http import BootstrapError
+from components.core.contracts import INTERNAL_CA_ISSUER, hostnames
 from components.vault_bootstrap import POD_HEADER, VaultInit, _VaultInitProvider, _VaultUnsealProvider
 from stacks.config import ConfigError
-from stacks.mocks import UNKNOWN, contains_secret, redact
-from stacks.plan import write_plan
+from offline.mocks import UNKNOWN, contains_secret, redact
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, config, tenant
 from tests.helpers.identity_support import FAKE_PREFIX, deployed_plan, fake_http, preview_plan
 from tests.helpers.schemas import validate_chart_values, validate_custom_resource

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from components import vault_config as vc
-from components.bootstrap_http import BootstrapError
+from components.secrets import vault_config as vc
+from components.core.bootstrap_http import BootstrapError
 from components.vault_bootstrap import ADMIN_POLICY, RECOVERY_RUNBOOK, _VaultAdminTokenProvider
-from stacks.invokes import SECRET_MARKER as MARKER
-from stacks.mocks import contains_secret
+from offline.invokes import SECRET_MARKER as MARKER
+from offline.mocks import contains_secret
 from tests.helpers.identity_support import deployed_plan, fake_http, preview_plan
 
 PERIOD = 30 * 24 * 3600
@@ -30,7 +30,7 @@ def test_the_vault_provider_uses_the_admin_token_not_the_root_token():
         if r.type.startswith("vault:"):
             assert mon.depends_on(r, admin), r.name
     deployed = deployed_plan().monitor
-    # After a (mock) deployment the values are known (stacks/invokes.py): the provider gets the
+    # After a (mock) deployment the values are known (offline/invokes.py): the provider gets the
     # admin token; the root token reaches only the admin token resource.
     root = f"{MARKER}-vault-init-root-token"
     assert deployed.named("vault-config-api").input("token") == f"{MARKER}-vault-admin-token-token"

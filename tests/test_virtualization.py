@@ -17,19 +17,22 @@ import pytest
 import yaml
 
 import versions
-from components import cdi, kubevirt, local_storage, release_manifest
-from components.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
-from components.namespace import PRIVILEGED_NAMESPACES
-from components.local_storage import deploys_local_storage
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
-from tests.helpers.factories import base_raw, config, plan
+from components.virtualization import cdi
+from components.virtualization import kubevirt
+from components.virtualization import local_storage
+from components.core import release_manifest
+from components.core.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
+from components.core.namespace import PRIVILEGED_NAMESPACES
+from components.virtualization.local_storage import deploys_local_storage
+from offline.mocks import contains_secret
+from offline.plan import write_plan
+from tests.helpers.factories import base_plan, base_raw, config, plan
 from tests.helpers.schemas import validate_custom_resource
 
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return plan(base_raw())
+    return base_plan()  # shared: planned once per test process
 
 
 def _one(monitor, type_: str, name: str):

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks.config import PROJECT
-from stacks.mocks import PlanMocks, RecordingMonitor, Registration
+from offline.mocks import PlanMocks, RecordingMonitor, Registration
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 

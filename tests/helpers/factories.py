@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from stacks.config import PlatformConfig, parse_config
-from stacks.loader import StackFile
-from stacks.plan import PlanResult, run_offline
+from stacks.loader import StackFile, read_stack
+from offline.plan import PlanResult, run_offline
 
 
 def base_raw(**overrides: Any) -> dict[str, Any]:
@@ -63,3 +64,24 @@ def servers(count: int) -> dict:
     mc["nodes"] = [*mc["nodes"], *({"hostname": f"node-{i}", "ovhServiceName": f"ns10{i}.ip-10-0-0.eu",
                                     "address": f"51.0.0.1{i}", "role": "worker"} for i in range(2, count + 1))]
     return mc
+
+
+# Whole-program plans that many test modules read: computed once per test process (each xdist
+# worker has its own) and shared. Treat them as read-only; a test that changes a config plans it
+# itself. A plan is deterministic (tests/test_determinism.py), so sharing one changes no result.
+@functools.cache
+def stack_plan(stack: str, preview: bool = True) -> PlanResult:
+    """The offline plan of ``Pulumi.<stack>.yaml``, as ``python -m offline.plan <stack>`` makes it."""
+    return run_offline(read_stack(stack), preview=preview)
+
+
+@functools.cache
+def base_plan() -> PlanResult:
+    """The plan of :func:`base_raw` unchanged."""
+    return plan(base_raw())
+
+
+@functools.cache
+def stack_plan_of_tenants(stack: str, tenants: tuple[str, ...]) -> PlanResult:
+    """One part of a parallel plan: the whole platform and only these tenants."""
+    return run_offline(read_stack(stack), tenants=list(tenants))

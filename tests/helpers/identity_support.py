@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from stacks.mocks import PlanMocks
-from stacks.plan import PlanResult
+from offline.mocks import PlanMocks
+from offline.plan import PlanResult
 from tests.helpers.factories import base_raw, plan
 
 FAKE_PREFIX = "GENERATED-SECRET-"
@@ -30,7 +30,7 @@ def fake_secret(name: str) -> str:
 @contextmanager
 def engine_with_values() -> Iterator[None]:
     """The mock engine after a deployment already gives generated credentials recognisable
-    values and Authentik objects numeric ids (stacks/invokes.py, stacks/mocks.py)."""
+    values and Authentik objects numeric ids (offline/invokes.py, offline/mocks.py)."""
     yield
 
 
@@ -92,7 +92,7 @@ def run_program(fn: Callable[[], Any], *, preview: bool = True) -> tuple[Any, An
     from pulumi.runtime import settings as runtime_settings
 
     from stacks.config import PROJECT
-    from stacks.mocks import RecordingMonitor
+    from offline.mocks import RecordingMonitor
 
     mocks = PlanMocks(preview=preview)
     monitor = RecordingMonitor(mocks, project=PROJECT, stack="unit")

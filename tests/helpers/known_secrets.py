@@ -1,7 +1,7 @@
 """Runs of the program where generated credentials have recognisable values.
 
 In a preview the engine leaves provider-generated outputs (random bytes, NetBird setup keys)
-unknown, so a leak could never show. After a (mock) deployment, ``stacks.invokes`` gives each
+unknown, so a leak could never show. After a (mock) deployment, ``offline.invokes`` gives each
 generated credential a distinct value carrying ``MARKER``, so tests can look for it in every
 rendered input and in the plan files.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-import stacks.plan
-from stacks.invokes import SECRET_MARKER as MARKER
-from stacks.mocks import PlanMocks
+import offline.plan
+from offline.invokes import SECRET_MARKER as MARKER
+from offline.mocks import PlanMocks
 from tests.helpers.factories import plan
 
 __all__ = ["MARKER", "KnownSecretMocks", "plan_with_known_secrets"]
@@ -27,6 +27,6 @@ class KnownSecretMocks(PlanMocks):
         super().__init__(preview=False)
 
 
-def plan_with_known_secrets(monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any]) -> stacks.plan.PlanResult:
+def plan_with_known_secrets(monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any]) -> offline.plan.PlanResult:
     del monkeypatch  # kept for the callers' signature
     return plan(raw, preview=False)

@@ -172,7 +172,9 @@ FREE_FORM: dict[str, set[str]] = {
 
 def _component_declared_exceptions() -> None:
     """Keys components declare themselves, each documented where it is set."""
-    from components import argocd, authentik, vault
+    from components.gitops import argocd
+    from components.sso import authentik
+    from components.secrets import vault
 
     # Bitnami postgresql 18.8.11 subchart keys (Chart.yaml dependencies), absent from the parent's values.yaml.
     FREE_FORM.setdefault("authentik", set()).update(authentik.SUBCHART_KEYS)

@@ -1,0 +1,3 @@
+"""GitOps: ArgoCD for the platform and the tenants' applications.
+Imports core, edge and stacks.config.
+"""

@@ -1,0 +1,3 @@
+"""The platform VPN: NetBird and its routing peer inside the management cluster.
+Imports core and stacks.config.
+"""
