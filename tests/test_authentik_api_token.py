@@ -17,9 +17,9 @@ from components.authentik_token import (
     _AuthentikApiTokenProvider,
 )
 from components.core.bootstrap_http import BootstrapError
-from stacks.invokes import SECRET_MARKER as MARKER
-from stacks.mocks import contains_secret
-from stacks.plan import write_plan
+from offline.invokes import SECRET_MARKER as MARKER
+from offline.mocks import contains_secret
+from offline.plan import write_plan
 from tests.helpers.factories import base_raw, plan
 from tests.helpers.identity_support import deployed_plan, fake_http, preview_plan
 from tests.test_rotation import base, blast_radius  # noqa: F401  (base: the module fixture)
@@ -40,7 +40,7 @@ def test_the_authentik_provider_and_the_programs_calls_use_the_api_token_not_the
     # The token is made only once Authentik is served at its public name.
     assert mon.depends_on(token, mon.named("authentik-route"))
     deployed = deployed_plan().monitor
-    bootstrap = f"{MARKER}-authentik-bootstrap-token"  # stacks.invokes: a RandomPassword by its name
+    bootstrap = f"{MARKER}-authentik-bootstrap-token"  # offline.invokes: a RandomPassword by its name
     program_key = f"{MARKER}-authentik-config-api-token-key"
     assert deployed.named("authentik-config-api").input("token") == program_key
     for reg in deployed.registrations.values():

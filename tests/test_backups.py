@@ -693,7 +693,7 @@ def test_adding_a_tenant_changes_no_existing_backup_resource(result):
     alone: the bucket's lifecycle covers every tenant with one rule on their common prefix, and the
     Vault job waits for its own role, not for the whole Vault configuration (which grows a policy
     per tenant)."""
-    from stacks.plan import diff_plans, render
+    from offline.plan import diff_plans, render
 
     raw = backup_raw()
     raw["tenants"] = [*raw["tenants"], tenant("gamma", 2)]

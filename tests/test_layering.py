@@ -116,15 +116,16 @@ MAY_IMPORT = {
     "tenant": {"core", "sso", "secrets", "vpn", "identity"},
     "operations": {"core", "tenant"},
     "authentik_ready": {"core"},
-    "identity": {"core", "authentik_ready"},
+    "authentik_token": {"core"},
+    "identity": {"core", "authentik_ready", "authentik_token"},
     "kube_api_ready": {"core"},
     "talos_upgrade": set(),
     "vault_bootstrap": {"core"},
 }
 # The modules that define dynamic providers: their import path is in the state of every resource
 # they made (the pickled ``__provider``), so they stay where they are.
-DYNAMIC_PROVIDER_MODULES = {"components.authentik_ready", "components.identity", "components.kube_api_ready",
-                            "components.talos_upgrade", "components.vault_bootstrap"}
+DYNAMIC_PROVIDER_MODULES = {"components.authentik_ready", "components.authentik_token", "components.identity",
+                            "components.kube_api_ready", "components.talos_upgrade", "components.vault_bootstrap"}
 
 
 def test_components_import_only_what_their_package_may():
