@@ -630,7 +630,6 @@ def test_the_writer_key_can_upload_but_not_read_list_or_delete_and_the_reader_re
     assert up.returncode == 0, up.stderr
     stamp = up.stdout.strip().rsplit("/", 1)[1].split("-", 1)[0]
     obj = b.restore_commands(cfg, stamp)["vault"]["object"]
-    raw_remote = f"ovh:{s3['bucket']}/{obj}"
     # Write-only: it cannot list, read, delete or reconfigure anything, not even what it wrote,
     # nor write to another bucket (S3 API calls, as the server evaluates them).
     from botocore.exceptions import ClientError

@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-import offline.plan as plan_module
 from stacks.config import ConfigError
-from stacks.loader import ROOT, parse_stack_document, read_stack_file
+from stacks.loader import ROOT, read_stack_file
 from offline.plan import run_offline
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
@@ -35,20 +33,6 @@ def header(path: Path, field: str) -> str:
     found = re.search(rf"^# {field}: (\S+)$", path.read_bytes().decode("latin-1"), re.MULTILINE)
     assert found, f"{path.name} has no '# {field}:' header line"
     return found.group(1)
-
-
-@pytest.fixture
-def monitors(monkeypatch: pytest.MonkeyPatch) -> list[plan_module.RecordingMonitor]:
-    """Every RecordingMonitor the offline engine creates during the test."""
-    created: list[plan_module.RecordingMonitor] = []
-
-    class Capturing(plan_module.RecordingMonitor):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            created.append(self)
-
-    monkeypatch.setattr(plan_module, "RecordingMonitor", Capturing)
-    return created
 
 
 def test_corpus_has_forty_cases_covering_every_category():

@@ -109,15 +109,8 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 @pytest.mark.parametrize("stack", ["prod", "dev"])
-def test_mutated_stack_files_are_refused_at_the_mutated_path_or_plan(stack: str, monkeypatch: pytest.MonkeyPatch):
-    created: list[plan_module.RecordingMonitor] = []
-
-    class Capturing(plan_module.RecordingMonitor):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            created.append(self)
-
-    monkeypatch.setattr(plan_module, "RecordingMonitor", Capturing)
+def test_mutated_stack_files_are_refused_at_the_mutated_path_or_plan(stack: str, monitors: list):
+    created = monitors
     source = f"Pulumi.{stack}.yaml"
     doc = load_yaml((ROOT / source).read_bytes(), source, stack)
     defaults = project_defaults()

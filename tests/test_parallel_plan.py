@@ -47,7 +47,6 @@ def test_tenants_are_dealt_into_parts_of_even_weight():
 
 
 def test_a_part_builds_its_tenants_and_the_whole_platform():
-    stack_file = read_stack("prod")
     part = stack_plan_of_tenants("prod", ("ci",))
     clusters = [r.name for r in part.monitor.of_type("weebo:tenants:TenantCluster")]
     assert clusters == ["ci"]

@@ -230,7 +230,7 @@ def rclone_env(cfg: PlatformConfig) -> list[dict[str, Any]]:
     Ref: rclone docs/content/s3.md (provider Other, endpoint, region, no_check_bucket, no_head),
     docs/content/crypt.md (remote, password, filename_encryption, directory_name_encryption)."""
     assert cfg.backups is not None
-    s3, crypt = S3_REMOTE.upper(), CRYPT_REMOTE.upper()
+    s3 = S3_REMOTE.upper()
 
     def secret(var: str, key: str) -> dict[str, Any]:
         return {"name": var, "valueFrom": {"secretKeyRef": {"name": S3_SECRET, "key": key}}}
