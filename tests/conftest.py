@@ -6,6 +6,37 @@ import pytest
 # The project root holds the program's packages (stacks/, components/) and versions.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.helpers import factories  # noqa: E402 - needs the root on sys.path
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported so far (the SDK, every provider's classes, the program) lives as long as
+    the process: out of the cyclic collector's sight, so collections during the tests scan only
+    what the tests make (``gc.freeze``)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _share_plans_unless_patched(request: pytest.FixtureRequest):
+    """Plans are shared between tests (tests/helpers/factories.py), except in a test that uses
+    ``monkeypatch`` (directly or through a fixture): what it patches may change what the program
+    or the engine does, so it plans afresh and its plans are not kept."""
+    factories.SHARING["enabled"] = "monkeypatch" not in request.fixturenames
+    yield
+    factories.SHARING["enabled"] = True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_plans_stay_unchanged():
+    """Fail the run (an error at the teardown of the last test) if a test changed a shared plan in
+    place: the tests that read it after would have checked the change, not the program."""
+    yield
+    changed = factories.check_unchanged()
+    assert not changed, "shared plans changed in place by a test (copy before changing): " + "; ".join(changed)
+
 
 @pytest.fixture
 def monitors(monkeypatch: pytest.MonkeyPatch) -> list:

@@ -26,9 +26,9 @@ from components.secrets.vault_config import parse_policy, policy_allows
 from stacks.config import ConfigError, parse_config
 from stacks.loader import read_stack
 from offline.mocks import contains_secret
-from offline.plan import run_offline, write_plan
+from offline.plan import write_plan
 from stacks.loader import StackFile
-from tests.helpers.factories import base_plan, base_raw, config, plan, tenant
+from tests.helpers.factories import base_plan, base_raw, config, plan, planned, tenant
 from tests.helpers.known_secrets import MARKER, plan_with_known_secrets
 from tests.helpers.schemas import validate_custom_resource, validate_talos_patch
 
@@ -408,8 +408,8 @@ def test_certificate_for_the_internal_ca_is_valid_and_waits_for_cert_manager(res
 
 def test_stack_output_lists_every_item_from_the_whole_config_even_when_tenants_are_narrowed():
     raw = backup_raw()
-    full = run_offline(StackFile(stack="test", raw=raw, secret_keys=frozenset())).monitor
-    part = run_offline(StackFile(stack="test", raw=raw, secret_keys=frozenset()), tenants=["alpha"]).monitor
+    full = planned(StackFile(stack="test", raw=raw, secret_keys=frozenset())).monitor
+    part = planned(StackFile(stack="test", raw=raw, secret_keys=frozenset()), tenants=["alpha"]).monitor
     out = full.stack_outputs["backups"]
     assert out == part.stack_outputs["backups"]
     assert out["bucket"] == "weebo4cp-backups"

@@ -12,8 +12,8 @@ import yaml
 
 from stacks.loader import ROOT, read_stack
 from offline.mocks import contains_secret
-from offline.plan import diff_plans, run_offline, write_plan
-from tests.helpers.factories import stack_plan
+from offline.plan import diff_plans, write_plan
+from tests.helpers.factories import planned, stack_plan
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_diff_shows_the_blast_radius_of_a_config_change(tmp_path):
     old = write_plan(stack_plan("prod"), tmp_path / "old")
     raw = json.loads(json.dumps(sf.raw))
     raw["traefik"]["replicas"] = 3
-    new = write_plan(run_offline(type(sf)(stack="prod", raw=raw, secret_keys=sf.secret_keys)), tmp_path / "new")
+    new = write_plan(planned(type(sf)(stack="prod", raw=raw, secret_keys=sf.secret_keys)), tmp_path / "new")
     diff = diff_plans(old, new)
     assert diff["added"] == [] and diff["removed"] == []
     assert len(diff["changed"]) == 1

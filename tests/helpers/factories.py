@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Any
+import gc
+import hashlib
+import json
+import os
+import pickle
+from typing import Any, Collection
 
 from stacks.config import PlatformConfig, parse_config
 from stacks.loader import StackFile, read_stack
@@ -52,8 +57,8 @@ def config(raw: dict[str, Any] | None = None, secret_keys: set[str] | frozenset[
 
 def plan(raw: dict[str, Any] | None = None, *, stack: str = "test", preview: bool = True,
          secret_keys: frozenset[str] = frozenset()) -> PlanResult:
-    return run_offline(StackFile(stack=stack, raw=raw if raw is not None else base_raw(), secret_keys=secret_keys),
-                       preview=preview)
+    return planned(StackFile(stack=stack, raw=raw if raw is not None else base_raw(), secret_keys=secret_keys),
+                   preview=preview)
 
 
 def servers(count: int) -> dict:
@@ -66,22 +71,100 @@ def servers(count: int) -> dict:
     return mc
 
 
-# Whole-program plans that many test modules read: computed once per test process (each xdist
-# worker has its own) and shared. Treat them as read-only; a test that changes a config plans it
-# itself. A plan is deterministic (tests/test_determinism.py), so sharing one changes no result.
+# ---------------------------------------------------------------------------------------------
+# Shared plans
+# ---------------------------------------------------------------------------------------------
+# A plan is a whole program run (about a second): many tests read the plan of the same config.
+# Every plan made here is kept for the rest of the test process (each xdist worker has its own)
+# and handed to every test that asks for the same input, identified by everything that decides
+# it: the stack file (name, values, secret keys, provider config, secure paths), preview or not,
+# the tenants built, and the one environment variable the program reads (an existing cluster's
+# KUBECONFIG). A plan is deterministic (tests/test_determinism.py), so sharing changes no result.
+#
+# Two things could still make a shared plan wrong, and both are guarded:
+# * a test that patched the engine or a component would store a plan of patched code, or read one
+#   made without its patch: tests/conftest.py switches sharing off for every test that uses
+#   ``monkeypatch``, and so does any replaced part of the engine (:func:`_engine`, for module
+#   fixtures that patch without the fixture): such a plan is made afresh and not kept;
+# * a test that changed a shared plan in place would hand the change to later tests: each plan's
+#   fingerprint is taken when it is made and checked again when the session ends
+#   (:func:`check_unchanged`, called from tests/conftest.py), which fails the run naming it.
+
+SHARING = {"enabled": True}
+_PLANS: dict[str, tuple[PlanResult, bytes]] = {}
+
+
+def _engine() -> tuple[Any, ...]:
+    """The parts of the offline engine tests replace to plan a deployed stack (module fixtures
+    patch them without the ``monkeypatch`` fixture): while any differs from the engine as
+    imported, plans are not shared."""
+    import offline.plan as plan_module
+    import stacks.program as program
+
+    return (plan_module.PlanMocks, plan_module.RecordingMonitor, plan_module.PlanMocks.call,
+            plan_module.PlanMocks.new_resource, program.main, program.build_environment)
+
+
+_PRISTINE = _engine()
+
+
+def _key(stack_file: StackFile, preview: bool, tenants: Collection[str] | None) -> str:
+    return json.dumps([stack_file.stack, stack_file.raw, sorted(stack_file.secret_keys), stack_file.provider_config,
+                       None if stack_file.secure_paths is None else sorted(stack_file.secure_paths), preview,
+                       None if tenants is None else list(tenants), os.environ.get("KUBECONFIG")],
+                      sort_keys=True, default=repr)
+
+
+def _fingerprint(result: PlanResult) -> bytes:
+    mon = result.monitor
+    return hashlib.blake2b(pickle.dumps((result.stack, mon.registrations, mon.stack_outputs),
+                                        protocol=5)).digest()
+
+
+def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[str] | None = None) -> PlanResult:
+    """``run_offline(stack_file, preview, tenants)``, shared with every other test of this process
+    that asks for the same plan (see above). Treat the result as read-only."""
+    if not SHARING["enabled"] or _engine() != _PRISTINE:
+        return run_offline(stack_file, preview=preview, tenants=tenants)
+    key = _key(stack_file, preview, tenants)
+    hit = _PLANS.get(key)
+    if hit is None:
+        result = run_offline(stack_file, preview=preview, tenants=tenants)
+        hit = _PLANS[key] = (result, _fingerprint(result))
+        _keep_out_of_collections()
+    return hit[0]
+
+
+def _keep_out_of_collections() -> None:
+    """A kept plan lives until the process ends, as millions of objects: moved out of the cyclic
+    collector's generations (``gc.freeze``), so that later collections do not scan them again
+    and again (which made every later test slower than the plans saved). The garbage of the run
+    is collected first, so none of it is frozen with the plan."""
+    gc.collect()
+    gc.freeze()
+
+
+def check_unchanged() -> list[str]:
+    """The shared plans some test changed in place (stack and first resource, for the report)."""
+    return [f"{result.stack} plan ({key[:120]}...)" for key, (result, fp) in _PLANS.items()
+            if _fingerprint(result) != fp]
+
+
 @functools.cache
+def _stack_file(stack: str) -> StackFile:
+    return read_stack(stack)
+
+
 def stack_plan(stack: str, preview: bool = True) -> PlanResult:
     """The offline plan of ``Pulumi.<stack>.yaml``, as ``python -m offline.plan <stack>`` makes it."""
-    return run_offline(read_stack(stack), preview=preview)
+    return planned(_stack_file(stack), preview=preview)
 
 
-@functools.cache
 def base_plan() -> PlanResult:
     """The plan of :func:`base_raw` unchanged."""
     return plan(base_raw())
 
 
-@functools.cache
 def stack_plan_of_tenants(stack: str, tenants: tuple[str, ...]) -> PlanResult:
     """One part of a parallel plan: the whole platform and only these tenants."""
-    return run_offline(read_stack(stack), tenants=list(tenants))
+    return planned(_stack_file(stack), tenants=list(tenants))

@@ -1,0 +1,62 @@
+"""The plan sharing of the tests themselves (tests/helpers/factories.py): a test gets the plan
+another test made of the same input, never one of another input, never one made under a patch,
+and a plan changed in place is reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import factories
+from tests.helpers.factories import base_raw, plan, tenant
+
+
+def test_the_same_input_gets_the_same_plan_and_another_input_its_own():
+    first = plan(base_raw())
+    assert plan(base_raw()) is first
+    assert plan(base_raw(), preview=False) is not first
+    other = plan(base_raw(tenants=[tenant("beta", 0)]))
+    assert other is not first
+    assert {r.name for r in other.registrations if r.type == "weebo:tenants:TenantCluster"} == {"beta"}
+
+
+def test_a_patching_test_plans_afresh_and_keeps_nothing(monkeypatch: pytest.MonkeyPatch):
+    assert factories.SHARING["enabled"] is False
+    kept = dict(factories._PLANS)
+    fresh = plan(base_raw())
+    assert all(fresh is not result for result, _ in kept.values())
+    assert factories._PLANS.keys() == kept.keys()
+
+
+def test_a_plan_changed_in_place_is_reported():
+    result = plan(base_raw(domain={"parentZone": "example.net", "platformSubdomain": "cloud",
+                                   "acmeEmail": "ops@example.net"}))
+    assert factories.check_unchanged() == []
+    reg = next(r for r in result.registrations if r.custom)
+    saved = reg.inputs
+    reg.inputs = {**saved, "changed-by-a-test": True}
+    try:
+        changed = factories.check_unchanged()
+        assert len(changed) == 1 and "example.net" in changed[0]
+    finally:
+        reg.inputs = saved
+    assert factories.check_unchanged() == []
+
+
+def test_a_plan_made_while_a_fixture_patched_the_engine_is_not_shared():
+    """Module fixtures plan a deployed stack by replacing the engine's mocks without the
+    ``monkeypatch`` fixture: such a plan is neither served from nor kept in the shared plans."""
+    import offline.plan as plan_module
+
+    class Deployed(plan_module.PlanMocks):
+        pass
+
+    shared = plan(base_raw())
+    mp = pytest.MonkeyPatch()
+    mp.setattr(plan_module, "PlanMocks", Deployed)
+    try:
+        kept = dict(factories._PLANS)
+        patched = plan(base_raw())
+        assert patched is not shared and factories._PLANS.keys() == kept.keys()
+    finally:
+        mp.undo()
+    assert plan(base_raw()) is shared
