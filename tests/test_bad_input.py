@@ -18,6 +18,7 @@ import pytest
 
 from stacks.config import ConfigError
 from stacks.loader import ROOT, read_stack_file
+from offline import plan as plan_module
 from offline.plan import run_offline
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
@@ -96,23 +97,18 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def test_command_line_rejects_bad_stack_files(project_copy: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    runs = {}
-    for name in CLI_CASES:
-        (src,) = [p for p in CASES if p.stem.endswith(name)]
-        stack = f"bad-{name}"
-        shutil.copy2(src, project_copy / f"Pulumi.{stack}.yaml")
-        runs[name] = (src, stack, subprocess.Popen(
-            [sys.executable, "-m", "offline.plan", stack, "--quiet"], cwd=project_copy, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for name, (src, stack, proc) in runs.items():
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2, (name, out, err)
-        assert header(src, "expect-path") in err, err
-        assert "fix:" in err
-        assert "Traceback" not in out + err
-        assert not (project_copy / "build" / "plan" / stack).exists()
+@pytest.mark.parametrize("name", CLI_CASES)
+def test_command_line_rejects_bad_stack_files(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """The command's own handling (exit status 2, the path and the fix, no traceback, nothing
+    written), in this process; the command as a process: the next test and tests/test_stacks.py."""
+    (src,) = [p for p in CASES if p.stem.endswith(name)]
+    out = tmp_path / "out"
+    assert plan_module.main([str(src), "--quiet", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert header(src, "expect-path") in captured.err, captured.err
+    assert "fix:" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert not out.exists()
 
 
 def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
@@ -128,35 +124,56 @@ def test_command_line_rejects_a_stack_file_that_is_not_yaml(project_copy: Path):
 # Parallel plan: a worker's error reaches the parent intact and ends the plan.
 # ---------------------------------------------------------------------------------------------
 
+MARKER = "=== worker failure: "
 WORKER_FAILS = """
 import sys
 import offline.plan as P
 from stacks.config import ConfigError, ConfigProblem
 
+KIND = None
+
 def failing(stack_file, preview=True, tenants=None):
     if tenants is None:
         raise AssertionError("expected a parallel plan")
-    if {KIND!r} == "config":
+    if KIND == "config":
         raise ConfigError("prod", [ConfigProblem(path="tenants[1].name", problem="refused in a worker", hint="fix it")])
     raise KeyError("arbitrary failure in a worker")
 
 P.run_offline = failing  # inherited by the forked workers
-sys.exit(P.main(["prod", "--quiet", "--jobs", "3", "--out", sys.argv[1]]))
-"""
+
+def run(kind, out):
+    global KIND
+    KIND = kind
+    sys.stderr.write("%s%s\\n" % (MARKER, kind))
+    sys.stderr.flush()
+    code = P.main(["prod", "--quiet", "--jobs", "3", "--out", out])
+    sys.stderr.write("\\nexit status %d\\n" % code)
+    sys.stderr.flush()
+""".replace("MARKER", repr(MARKER))
 
 
-@pytest.mark.parametrize("kind, status, needle", [
+FAILURES = [
     ("config", 2, "tenants[1].name: refused in a worker"),
     ("other", 1, "arbitrary failure in a worker"),
-])
-def test_a_failing_worker_ends_the_parallel_plan_with_its_message_and_status(kind, status, needle, tmp_path: Path):
+]
+
+
+def test_a_failing_worker_ends_the_parallel_plan_with_its_message_and_status(tmp_path: Path):
     # The subprocess timeout is the hang guard: before, a ConfigError could not be unpickled in the
-    # parent and the plan waited forever.
-    proc = subprocess.run([sys.executable, "-c", WORKER_FAILS.replace("{KIND!r}", repr(kind)), str(tmp_path / "out")],
+    # parent and the plan waited forever. One process runs each failure in turn (each forks its
+    # own workers): a marker line opens the stderr of each, its exit status closes it.
+    script = WORKER_FAILS + "".join(f"run({kind!r}, sys.argv[1] + {kind!r})\n" for kind, _, _ in FAILURES)
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out-")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == status, proc.stderr
-    assert needle in proc.stderr
-    assert not (tmp_path / "out").exists()
+    assert proc.returncode == 0, proc.stderr
+    reports = proc.stderr.split(MARKER)[1:]
+    assert len(reports) == len(FAILURES), proc.stderr
+    for (kind, status, needle), report in zip(FAILURES, reports):
+        named, *lines, last = report.strip().split("\n")
+        err = "\n".join(lines)
+        assert named == kind and last == f"exit status {status}", (kind, report)
+        assert needle in err, (kind, report)
+        assert not (tmp_path / f"out-{kind}").exists()
 
 
 def test_config_error_survives_pickling():

@@ -73,10 +73,12 @@ def test_the_bootstrap_defects_of_issues_13_and_14_are_caught_when_put_back():
     assert ("names", "authentik-config-ready") in found
 
 
+# The command's handling of the verdict, on dev (the smaller stack; prod's verdict is the first test).
+
 def test_plan_command_writes_convergence_json_and_fails_without_a_traceback(tmp_path: Path, capsys):
-    code = plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "prod")])
+    code = plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "dev")])
     captured = capsys.readouterr()
-    report = json.loads((tmp_path / "prod" / "convergence.json").read_text())
+    report = json.loads((tmp_path / "dev" / "convergence.json").read_text())
     assert {r["id"] for r in report["rules"]} == {r.id for r in convergence.RULES}
     assert report["count"] == len(report["violations"])
     assert f"convergence: {report['count']} violation(s)" in captured.out
@@ -89,20 +91,20 @@ def test_a_violation_fails_the_plan_command_with_exit_1_and_no_traceback(tmp_pat
     from convergence.model import Violation
 
     def fires(plan, context=None):
-        yield Violation("test-rule", "management", "urn:pulumi:prod::weebo-platform::x::y", "always fires")
+        yield Violation("test-rule", "management", "urn:pulumi:dev::weebo-platform::x::y", "always fires")
 
     monkeypatch.setattr(runner, "RULES", (runner.Rule("test-rule", "Always fires.", fires),))
-    code = plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "prod")])
+    code = plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "dev")])
     captured = capsys.readouterr()
     assert code == 1 and "convergence violation(s)" in captured.err and "Traceback" not in captured.err
-    assert json.loads((tmp_path / "prod" / "convergence.json").read_text())["count"] == 1
+    assert json.loads((tmp_path / "dev" / "convergence.json").read_text())["count"] == 1
 
 
 def test_plan_command_passes_when_no_rule_fires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     from convergence import runner
 
     monkeypatch.setattr(runner, "RULES", ())
-    assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "p")]) == 0
+    assert plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "p")]) == 0
     assert "convergence: 0 violation(s)" in capsys.readouterr().out
     assert json.loads((tmp_path / "p" / "convergence.json").read_text())["violations"] == []
 

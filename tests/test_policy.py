@@ -348,8 +348,9 @@ def test_plan_command_fails_on_a_mandatory_violation(tmp_path: Path, monkeypatch
     always = rules.Rule("test-always", "Every namespace fails.", True,
                         resource_check=lambda r, c: ["boom"] if r.get("type") == NAMESPACE else [])
     monkeypatch.setattr(rules, "RULES", (always,))
-    # One process: the patched rules exist in this one only.
-    assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "fail")]) == 1
+    # One process: the patched rules exist in this one only. dev: the smaller stack (the verdict
+    # handling is under test, not the stack).
+    assert plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "fail")]) == 1
     captured = capsys.readouterr()
     assert "[mandatory] test-always" in captured.out and "mandatory policy violation" in captured.err
     report = json.loads((tmp_path / "fail" / "policy.json").read_text())
@@ -362,7 +363,7 @@ def test_plan_command_fails_on_a_mandatory_violation(tmp_path: Path, monkeypatch
     from convergence import runner as convergence_runner
 
     monkeypatch.setattr(convergence_runner, "RULES", ())
-    assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "pass")]) == 0
+    assert plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "pass")]) == 0
     assert "[advisory] test-advisory" in capsys.readouterr().out
 
 

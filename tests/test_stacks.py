@@ -12,6 +12,7 @@ import yaml
 
 from stacks.loader import ROOT, read_stack
 from offline.mocks import contains_secret
+from offline import plan as plan_module
 from offline.plan import diff_plans, write_plan
 from tests.helpers.factories import planned, stack_plan
 
@@ -98,13 +99,14 @@ def _planned(result) -> bool:
     return result.returncode == 0
 
 
-def test_cli_plans_a_stack_and_diffs(tmp_path):
-    first = _run_cli("dev", "--quiet", "--out", str(tmp_path / "a"))
-    assert _planned(first), first.stderr
-    second = _run_cli("dev", "--out", str(tmp_path / "b"), "--diff", str(tmp_path / "a"))
-    assert _planned(second), second.stderr
-    assert "0 to add, 0 to change, 0 to remove" in second.stdout
-    assert "weebo:tenants:TenantCluster sandbox" in second.stdout
+def test_cli_plans_a_stack_and_diffs(tmp_path, capsys):
+    # The command's own code, in this process (the command as a process: the tests below).
+    assert plan_module.main(["dev", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert plan_module.main(["dev", "--out", str(tmp_path / "b"), "--diff", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "0 to add, 0 to change, 0 to remove" in out
+    assert "weebo:tenants:TenantCluster sandbox" in out
 
 
 def test_cli_rejects_bad_config_without_traceback(tmp_path):
@@ -130,7 +132,7 @@ def _pipe_env() -> dict[str, str]:
             and not k.startswith("PULUMI_")}
 
 
-def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path):
+def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path, monkeypatch, capsys):
     # A config problem (stderr) and a blast-radius URN (stdout) longer than any console width
     # stay whole, so a CI log can be grepped for them.
     raw = copy.deepcopy(yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text()))
@@ -143,12 +145,16 @@ def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path):
     assert run.returncode == 2
     assert any(f"'{bad_email}'" in line and "domain.acmeEmail" in line for line in run.stderr.splitlines()), run.stderr
 
+    # The same soft wrapping for stdout, which the command chooses when stdout is not a terminal
+    # (here pytest's capture, without a width hint in the environment).
+    for var in ("COLUMNS", "LINES", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(var, raising=False)
     old = write_plan(dev, tmp_path / "old")
     longest = max((r["urn"] for r in old["resources"]), key=len)
     assert len(longest) > 140
     old["resources"] = [r for r in old["resources"] if r["urn"] != longest]
     (tmp_path / "old" / "plan.json").write_text(json.dumps(old))
-    run = subprocess.run([sys.executable, "-m", "offline.plan", "dev", "--quiet", "--out", str(tmp_path / "new"),
-                          "--diff", str(tmp_path / "old")], cwd=ROOT, env=_pipe_env(), capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert f"+ {longest}" in run.stdout.splitlines(), run.stdout
+    capsys.readouterr()
+    assert plan_module.main(["dev", "--quiet", "--out", str(tmp_path / "new"), "--diff", str(tmp_path / "old")]) == 0
+    out = capsys.readouterr().out
+    assert f"+ {longest}" in out.splitlines(), out

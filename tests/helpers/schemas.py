@@ -56,30 +56,44 @@ def _strict(schema: Any) -> Any:
 
 
 @functools.cache
-def _crd_index() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(apiVersion, kind) of every CRD in the schemas folder -> its openAPIV3Schema."""
-    index: dict[tuple[str, str, str], dict[str, Any]] = {}
+def _crd_files() -> tuple[tuple[Path, str], ...]:
+    """Every YAML file of the schemas folder that holds a CustomResourceDefinition, with its text."""
     root = require_schemas()
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    found = []
     for path in sorted(root.rglob("*.yaml")):
         text = path.read_text()
-        if "CustomResourceDefinition" not in text:
+        if "CustomResourceDefinition" in text:
+            found.append((path, text))
+    return tuple(found)
+
+
+@functools.cache
+def _crd_docs(path: Path) -> tuple[dict[str, Any], ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        docs = list(yaml.load_all(path.read_text(), Loader=loader))
+    except yaml.YAMLError:
+        return ()
+    return tuple(d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition")
+
+
+def _crd_entry(group: str, version: str, kind: str) -> dict[str, Any] | None:
+    """The openAPIV3Schema of ``group/version kind``: from the first file (in path order) that
+    defines it. Only the files whose text names both the group and the kind are parsed (parsing
+    all of them, 8 MB of YAML, cost seconds in every test process)."""
+    root = require_schemas()
+    for path, text in _crd_files():
+        if group not in text or kind not in text:
             continue
-        try:
-            docs = list(yaml.load_all(text, Loader=loader))
-        except yaml.YAMLError:
-            continue
-        for doc in docs:
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
+        for doc in _crd_docs(path):
             spec = doc["spec"]
-            for version in spec.get("versions", []):
-                schema = (version.get("schema") or {}).get("openAPIV3Schema")
-                if schema:
-                    key = (spec["group"], version["name"], spec["names"]["kind"])
-                    index.setdefault(key, {"schema": schema, "file": str(path.relative_to(root)),
-                                           "served": version.get("served", True)})
-    return index
+            if spec.get("group") != group or spec.get("names", {}).get("kind") != kind:
+                continue
+            for v in spec.get("versions", []):
+                schema = (v.get("schema") or {}).get("openAPIV3Schema")
+                if schema and v["name"] == version:
+                    return {"schema": schema, "file": str(path.relative_to(root)), "served": v.get("served", True)}
+    return None
 
 
 _JSON_SCHEMAS = {
@@ -104,10 +118,6 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
     return group, version
 
 
-def known_kinds() -> set[tuple[str, str, str]]:
-    return set(_crd_index()) | set(_JSON_SCHEMAS) | set(_SWAGGER)
-
-
 @functools.cache
 def _validator(group: str, version: str, kind: str) -> jsonschema.Validator:
     root = require_schemas()
@@ -120,7 +130,7 @@ def _validator(group: str, version: str, kind: str) -> jsonschema.Validator:
         doc = json.loads((root / file).read_text())
         schema = {"$ref": f"#/definitions/{definition}", "definitions": _strict(doc["definitions"])}
         return jsonschema.Draft4Validator(schema)
-    entry = _crd_index().get(key)
+    entry = _crd_entry(group, version, kind)
     if entry is None:
         raise KeyError(f"no upstream schema for {group}/{version} {kind} in {root}")
     if not entry["served"]:
