@@ -29,6 +29,20 @@ def _share_plans_unless_patched(request: pytest.FixtureRequest):
     factories.SHARING["enabled"] = True
 
 
+@pytest.fixture
+def command_shares_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m offline.plan``'s code (``offline.plan.main``), run in the test, plans through the
+    shared plans: for tests of what the command does with a plan (files, verdicts, messages, exit
+    status) that patch only what runs after planning (the policy or convergence rules). The plan
+    itself is the same either way (tests/test_determinism.py plans afresh)."""
+    from offline import plan as plan_module
+
+    def run_offline(stack_file, preview=True, tenants=None):
+        return factories.planned(stack_file, preview=preview, tenants=tenants, share=True)
+
+    monkeypatch.setattr(plan_module, "run_offline", run_offline)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _shared_plans_stay_unchanged():
     """Fail the run (an error at the teardown of the last test) if a test changed a shared plan in

@@ -75,7 +75,7 @@ def test_the_bootstrap_defects_of_issues_13_and_14_are_caught_when_put_back():
 
 # The command's handling of the verdict, on dev (the smaller stack; prod's verdict is the first test).
 
-def test_plan_command_writes_convergence_json_and_fails_without_a_traceback(tmp_path: Path, capsys):
+def test_plan_command_writes_convergence_json_and_fails_without_a_traceback(tmp_path: Path, capsys, command_shares_plans):
     code = plan_module.main(["dev", "--quiet", "--jobs", "1", "--out", str(tmp_path / "dev")])
     captured = capsys.readouterr()
     report = json.loads((tmp_path / "dev" / "convergence.json").read_text())
@@ -86,7 +86,8 @@ def test_plan_command_writes_convergence_json_and_fails_without_a_traceback(tmp_
     assert report["count"] == 0 and code == 0
 
 
-def test_a_violation_fails_the_plan_command_with_exit_1_and_no_traceback(tmp_path: Path, monkeypatch, capsys):
+def test_a_violation_fails_the_plan_command_with_exit_1_and_no_traceback(tmp_path: Path, monkeypatch, capsys,
+                                                                         command_shares_plans):
     from convergence import runner
     from convergence.model import Violation
 
@@ -100,7 +101,8 @@ def test_a_violation_fails_the_plan_command_with_exit_1_and_no_traceback(tmp_pat
     assert json.loads((tmp_path / "dev" / "convergence.json").read_text())["count"] == 1
 
 
-def test_plan_command_passes_when_no_rule_fires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+def test_plan_command_passes_when_no_rule_fires(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                command_shares_plans):
     from convergence import runner
 
     monkeypatch.setattr(runner, "RULES", ())

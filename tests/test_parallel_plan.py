@@ -24,7 +24,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path):
+def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path, command_shares_plans):
     """The command with three forked workers (its own process) writes what it writes planning
     in one process (here, in the test's)."""
     assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "jobs1")]) == 0

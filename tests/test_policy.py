@@ -344,7 +344,8 @@ def test_stack_outputs_kubeconfig_and_talosconfig_are_secret(tmp_path: Path):
     assert [v for v in violations if v.rule == "secret-outputs"] == []
 
 
-def test_plan_command_fails_on_a_mandatory_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+def test_plan_command_fails_on_a_mandatory_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                     command_shares_plans):
     always = rules.Rule("test-always", "Every namespace fails.", True,
                         resource_check=lambda r, c: ["boom"] if r.get("type") == NAMESPACE else [])
     monkeypatch.setattr(rules, "RULES", (always,))

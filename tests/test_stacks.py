@@ -99,7 +99,7 @@ def _planned(result) -> bool:
     return result.returncode == 0
 
 
-def test_cli_plans_a_stack_and_diffs(tmp_path, capsys):
+def test_cli_plans_a_stack_and_diffs(tmp_path, capsys, command_shares_plans):
     # The command's own code, in this process (the command as a process: the tests below).
     assert plan_module.main(["dev", "--quiet", "--out", str(tmp_path / "a")]) == 0
     capsys.readouterr()
@@ -132,7 +132,7 @@ def _pipe_env() -> dict[str, str]:
             and not k.startswith("PULUMI_")}
 
 
-def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path, monkeypatch, capsys):
+def test_cli_prints_long_values_on_one_line_through_a_pipe(dev, tmp_path, monkeypatch, capsys, command_shares_plans):
     # A config problem (stderr) and a blast-radius URN (stdout) longer than any console width
     # stay whole, so a CI log can be grepped for them.
     raw = copy.deepcopy(yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text()))

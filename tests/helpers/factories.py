@@ -121,10 +121,12 @@ def _fingerprint(result: PlanResult) -> bytes:
                                         protocol=5)).digest()
 
 
-def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[str] | None = None) -> PlanResult:
+def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[str] | None = None,
+            share: bool = False) -> PlanResult:
     """``run_offline(stack_file, preview, tenants)``, shared with every other test of this process
-    that asks for the same plan (see above). Treat the result as read-only."""
-    if not SHARING["enabled"] or _engine() != _PRISTINE:
+    that asks for the same plan (see above). Treat the result as read-only. ``share``: even in a
+    test that uses ``monkeypatch`` (see tests/conftest.py, ``command_shares_plans``)."""
+    if not (SHARING["enabled"] or share) or _engine() != _PRISTINE:
         return run_offline(stack_file, preview=preview, tenants=tenants)
     key = _key(stack_file, preview, tenants)
     hit = _PLANS.get(key)
