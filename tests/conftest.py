@@ -44,9 +44,15 @@ def command_shares_plans(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_plans_stay_unchanged():
-    """Fail the run (an error at the teardown of the last test) if a test changed a shared plan in
-    place: the tests that read it after would have checked the change, not the program."""
+def _shared_plans_stay_unchanged(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """Plans are shared with the other pytest-xdist processes of this run (their common temporary
+    directory); and the run fails (an error at the teardown of the last test) if a test changed a
+    shared plan in place: the tests that read it after would have checked the change, not the
+    program."""
+    if worker_id != "master":
+        shared = tmp_path_factory.getbasetemp().parent / "shared-plans"
+        shared.mkdir(exist_ok=True)
+        factories.SHARED_DIR["path"] = shared
     yield
     changed = factories.check_unchanged()
     assert not changed, "shared plans changed in place by a test (copy before changing): " + "; ".join(changed)

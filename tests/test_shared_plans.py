@@ -60,3 +60,27 @@ def test_a_plan_made_while_a_fixture_patched_the_engine_is_not_shared():
     finally:
         mp.undo()
     assert plan(base_raw()) is shared
+
+
+def test_a_plan_is_made_once_for_all_test_processes(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Under pytest-xdist, the first process to ask makes the plan and leaves it for the others;
+    a failed plan leaves nothing."""
+    monkeypatch.setitem(factories.SHARED_DIR, "path", tmp_path)
+    made = []
+
+    def make():
+        made.append(1)
+        return {"plan": len(made)}
+
+    assert factories._from_other_processes("key-a", make) == {"plan": 1}
+    assert factories._from_other_processes("key-a", make) == {"plan": 1}  # read back, not made again
+    assert made == [1]
+    assert factories._from_other_processes("key-b", make) == {"plan": 2}
+
+    def refused():
+        raise ValueError("a refused config")
+
+    with pytest.raises(ValueError):
+        factories._from_other_processes("key-c", refused)
+    assert factories._from_other_processes("key-c", make) == {"plan": 3}
+    assert sorted(p.suffix for p in tmp_path.iterdir() if p.suffix != ".lock") == [".pickle"] * 3

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import functools
 import gc
 import hashlib
 import json
 import os
 import pickle
-from typing import Any, Collection
+from pathlib import Path
+from typing import Any, Callable, Collection
 
 from stacks.config import PlatformConfig, parse_config
 from stacks.loader import StackFile, read_stack
@@ -92,6 +94,10 @@ def servers(count: int) -> dict:
 
 SHARING = {"enabled": True}
 _PLANS: dict[str, tuple[PlanResult, bytes]] = {}
+# Set by tests/conftest.py when pytest-xdist runs the tests in several processes: a directory of
+# this run that they all see, where a plan one process made is left for the others (pickled,
+# under a lock per plan, so two processes asking at once plan it once).
+SHARED_DIR: dict[str, Path | None] = {"path": None}
 
 
 def _engine() -> tuple[Any, ...]:
@@ -131,7 +137,7 @@ def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[
     key = _key(stack_file, preview, tenants)
     hit = _PLANS.get(key)
     if hit is None:
-        result = run_offline(stack_file, preview=preview, tenants=tenants)
+        result = _from_other_processes(key, lambda: run_offline(stack_file, preview=preview, tenants=tenants))
         hit = _PLANS[key] = (result, _fingerprint(result))
         _keep_out_of_collections()
     return hit[0]
@@ -144,6 +150,27 @@ def _keep_out_of_collections() -> None:
     is collected first, so none of it is frozen with the plan."""
     gc.collect()
     gc.freeze()
+
+
+def _from_other_processes(key: str, make: Callable[[], PlanResult]) -> PlanResult:
+    """The plan another test process of this run made and left in :data:`SHARED_DIR`, or
+    ``make()``'s, left there for the others. An error (a refused config) leaves nothing."""
+    shared = SHARED_DIR["path"]
+    if shared is None:
+        return make()
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    data = shared / f"{digest}.pickle"
+    with open(shared / f"{digest}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if data.exists():
+            with open(data, "rb") as fh:
+                return pickle.load(fh)
+        result = make()
+        partial = data.with_suffix(f".{os.getpid()}.partial")
+        with open(partial, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, data)
+        return result
 
 
 def check_unchanged() -> list[str]:
