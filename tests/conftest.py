@@ -6,7 +6,26 @@ import pytest
 # The project root holds the program's packages (stacks/, components/) and versions.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import factories  # noqa: E402 - needs the root on sys.path
+# tests.helpers.factories (which imports the program) is imported inside the fixtures below, not
+# here: the pytest-xdist controller loads this file too, and never plans.
+
+
+# The test files that take longest (each plans many configs of its own; measured with
+# `pytest --durations=0`, bench/README.md), handed to the pytest-xdist workers first: a long file
+# started last would leave the other worker idle at the end. Only the order changes.
+SLOWEST_FIRST = ["test_rotation", "test_backups", "test_parallel_plan", "test_policy", "test_determinism",
+                 "test_config_stack_mutations", "test_tenant_cluster", "test_talos_upgrade",
+                 "test_config_properties", "test_checkov", "test_stacks", "test_bad_input"]
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.path.stem] = counts.get(item.path.stem, 0) + 1
+    # The slowest files in their order, then the others by their number of tests (as pytest-xdist
+    # orders them by default); a file's tests keep their order.
+    items.sort(key=lambda item: (rank.get(item.path.stem, len(rank)), -counts[item.path.stem], item.path.stem))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -24,6 +43,8 @@ def _share_plans_unless_patched(request: pytest.FixtureRequest):
     """Plans are shared between tests (tests/helpers/factories.py), except in a test that uses
     ``monkeypatch`` (directly or through a fixture): what it patches may change what the program
     or the engine does, so it plans afresh and its plans are not kept."""
+    from tests.helpers import factories
+
     factories.SHARING["enabled"] = "monkeypatch" not in request.fixturenames
     yield
     factories.SHARING["enabled"] = True
@@ -36,6 +57,7 @@ def command_shares_plans(monkeypatch: pytest.MonkeyPatch) -> None:
     status) that patch only what runs after planning (the policy or convergence rules). The plan
     itself is the same either way (tests/test_determinism.py plans afresh)."""
     from offline import plan as plan_module
+    from tests.helpers import factories
 
     def run_offline(stack_file, preview=True, tenants=None):
         return factories.planned(stack_file, preview=preview, tenants=tenants, share=True)
@@ -49,6 +71,8 @@ def _shared_plans_stay_unchanged(tmp_path_factory: pytest.TempPathFactory, worke
     directory); and the run fails (an error at the teardown of the last test) if a test changed a
     shared plan in place: the tests that read it after would have checked the change, not the
     program."""
+    from tests.helpers import factories
+
     if worker_id != "master":
         shared = tmp_path_factory.getbasetemp().parent / "shared-plans"
         shared.mkdir(exist_ok=True)

@@ -24,17 +24,8 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_parallel_plan_of_prod_is_byte_identical_to_one_process(tmp_path: Path, command_shares_plans):
-    """The command with three forked workers (its own process) writes what it writes planning
-    in one process (here, in the test's)."""
-    assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "jobs1")]) == 0
-    proc = subprocess.run([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--jobs", "3",
-                           "--out", str(tmp_path / "jobs3")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    runs = {jobs: snapshot(tmp_path / f"jobs{jobs}") for jobs in ("1", "3")}
-    assert any(name.startswith("manifests/") for name in runs["1"])
-    assert sorted(runs["1"]) == sorted(runs["3"])
-    assert [n for n in runs["1"] if runs["1"][n] != runs["3"][n]] == []
+# The command with forked workers writes the files of a plan in one process, byte for byte:
+# tests/test_determinism.py (one run in a process of its own, with another hash seed).
 
 
 def test_tenants_are_dealt_into_parts_of_even_weight():

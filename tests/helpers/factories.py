@@ -111,7 +111,13 @@ def _engine() -> tuple[Any, ...]:
             plan_module.PlanMocks.new_resource, program.main, program.build_environment)
 
 
+# The engine as imported: this module is imported while the test modules are collected, before
+# any test or fixture runs.
 _PRISTINE = _engine()
+
+
+def _pristine() -> bool:
+    return _engine() == _PRISTINE
 
 
 def _key(stack_file: StackFile, preview: bool, tenants: Collection[str] | None) -> str:
@@ -132,7 +138,7 @@ def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[
     """``run_offline(stack_file, preview, tenants)``, shared with every other test of this process
     that asks for the same plan (see above). Treat the result as read-only. ``share``: even in a
     test that uses ``monkeypatch`` (see tests/conftest.py, ``command_shares_plans``)."""
-    if not (SHARING["enabled"] or share) or _engine() != _PRISTINE:
+    if not (SHARING["enabled"] or share) or not _pristine():
         return run_offline(stack_file, preview=preview, tenants=tenants)
     key = _key(stack_file, preview, tenants)
     hit = _PLANS.get(key)
@@ -174,7 +180,7 @@ def _from_other_processes(key: str, make: Callable[[], PlanResult]) -> PlanResul
 
 
 def check_unchanged() -> list[str]:
-    """The shared plans some test changed in place (stack and first resource, for the report)."""
+    """The shared plans some test changed in place (stack and the start of the plan's key)."""
     return [f"{result.stack} plan ({key[:120]}...)" for key, (result, fp) in _PLANS.items()
             if _fingerprint(result) != fp]
 
