@@ -40,14 +40,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _share_plans_unless_patched(request: pytest.FixtureRequest):
-    """Plans are shared between tests (tests/helpers/factories.py), except in a test that uses
-    ``monkeypatch`` (directly or through a fixture): what it patches may change what the program
-    or the engine does, so it plans afresh and its plans are not kept."""
+    """Plans are shared between tests (tests/helpers/factories.py), except while the test's
+    ``monkeypatch`` (its own or a fixture's) has patched something: what it patched may change
+    what the program or the engine does, so such a test plans afresh and keeps nothing."""
     from tests.helpers import factories
 
-    factories.SHARING["enabled"] = "monkeypatch" not in request.fixturenames
+    if "monkeypatch" in request.fixturenames:
+        mp: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        # MonkeyPatch records every patch (attributes, items and environment variables, the
+        # working directory, sys.path) to undo it: nothing recorded, nothing patched yet.
+        factories.SHARING["patched"] = lambda: bool(mp._setattr or mp._setitem or mp._cwd is not None
+                                                    or mp._savesyspath is not None)
     yield
-    factories.SHARING["enabled"] = True
+    factories.SHARING["patched"] = factories.never_patched
 
 
 @pytest.fixture

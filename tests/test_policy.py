@@ -24,7 +24,7 @@ from policy import pack
 from policy import rules
 from offline import mocks
 from stacks.loader import read_stack
-from offline.plan import PlanResult, policy_context, run_offline, write_plan, write_policy
+from offline.plan import PlanResult, policy_context, run_offline
 from tests.helpers.factories import stack_plan
 
 # Violations of components built by other hands, known and routed to their owners. Tolerated
@@ -294,8 +294,10 @@ def check_plan(stack: str, out: Path, preview: bool = True, fresh: bool = False)
 
     cfg = parse_config(stack_file.raw, stack_file.secret_keys, stack=stack, provider_keys=list(stack_file.provider_config))
     result = run_offline(stack_file, preview=preview) if fresh else stack_plan(stack, preview)
-    doc = write_plan(result, out)
-    return result, write_policy(result, doc, out, policy_context(cfg))
+    context = policy_context(cfg)
+    rendered = plan_module.render(result, context)  # rendered once, for the files and the verdicts
+    doc = plan_module.write_rendered(rendered, out)
+    return result, plan_module.judge(rendered, doc, out, context)
 
 
 def unexpected(violations: list[rules.Violation]) -> list[str]:

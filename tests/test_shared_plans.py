@@ -21,7 +21,9 @@ def test_the_same_input_gets_the_same_plan_and_another_input_its_own():
 
 
 def test_a_patching_test_plans_afresh_and_keeps_nothing(monkeypatch: pytest.MonkeyPatch):
-    assert factories.SHARING["enabled"] is False
+    shared = plan(base_raw())
+    assert plan(base_raw()) is shared  # monkeypatch at hand, nothing patched yet: shared
+    monkeypatch.setenv("WEEBO_TEST_PATCHED", "1")  # any patch, even one the program never reads
     kept = dict(factories._PLANS)
     fresh = plan(base_raw())
     assert all(fresh is not result for result, _ in kept.values())

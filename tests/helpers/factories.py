@@ -85,14 +85,19 @@ def servers(count: int) -> dict:
 #
 # Two things could still make a shared plan wrong, and both are guarded:
 # * a test that patched the engine or a component would store a plan of patched code, or read one
-#   made without its patch: tests/conftest.py switches sharing off for every test that uses
-#   ``monkeypatch``, and so does any replaced part of the engine (:func:`_engine`, for module
-#   fixtures that patch without the fixture): such a plan is made afresh and not kept;
+#   made without its patch: tests/conftest.py switches sharing off while a test's ``monkeypatch``
+#   has patched anything, and so does any replaced part of the engine (:func:`_engine`, for
+#   module fixtures that patch without the fixture): such a plan is made afresh and not kept;
 # * a test that changed a shared plan in place would hand the change to later tests: each plan's
 #   fingerprint is taken when it is made and checked again when the session ends
 #   (:func:`check_unchanged`, called from tests/conftest.py), which fails the run naming it.
 
-SHARING = {"enabled": True}
+def never_patched() -> bool:
+    return False
+
+
+# "patched": whether the running test's monkeypatch has patched anything (set by tests/conftest.py).
+SHARING: dict[str, Callable[[], bool]] = {"patched": never_patched}
 _PLANS: dict[str, tuple[PlanResult, bytes]] = {}
 # Set by tests/conftest.py when pytest-xdist runs the tests in several processes: a directory of
 # this run that they all see, where a plan one process made is left for the others (pickled,
@@ -138,7 +143,7 @@ def planned(stack_file: StackFile, *, preview: bool = True, tenants: Collection[
     """``run_offline(stack_file, preview, tenants)``, shared with every other test of this process
     that asks for the same plan (see above). Treat the result as read-only. ``share``: even in a
     test that uses ``monkeypatch`` (see tests/conftest.py, ``command_shares_plans``)."""
-    if not (SHARING["enabled"] or share) or not _pristine():
+    if (SHARING["patched"]() and not share) or not _pristine():
         return run_offline(stack_file, preview=preview, tenants=tenants)
     key = _key(stack_file, preview, tenants)
     hit = _PLANS.get(key)
