@@ -7,7 +7,6 @@ the key path the rejection must point at (``# expect-path: ...``) and its catego
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

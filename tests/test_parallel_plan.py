@@ -4,8 +4,6 @@ and refuses to merge parts that disagree on a resource they both built."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pulumi
@@ -13,7 +11,7 @@ import pytest
 
 import stacks.program
 from offline import plan as plan_module
-from stacks.loader import ROOT, read_stack
+from stacks.loader import read_stack
 from offline.plan import RenderedPlan, ShardMismatch, merge, render, run_offline, shard_tenants
 from tests.helpers.factories import stack_plan, stack_plan_of_tenants
 
