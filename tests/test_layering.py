@@ -4,6 +4,8 @@ engine, and no component imports up into the composition (see ``stacks/__init__.
 from __future__ import annotations
 
 import ast
+import functools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +80,20 @@ def _module_level_imports(path: Path) -> set[str]:
     return names
 
 
+@functools.cache
+def _imports_in_a_fresh_interpreter() -> dict[str, list[str]]:
+    """One interpreter, two steps: what importing the config model loads, then what importing the
+    program (as ``pulumi up`` does: ``__main__`` -> stacks.program) adds."""
+    code = ("import json, sys; import stacks.config, stacks.loader; "
+            "model = sorted(m for m in sys.modules if m.split('.')[0] == 'components' "
+            "or m in ('stacks.environment', 'stacks.program')); "
+            "sys.argv = ['x']; import stacks.program, __main__ as _m; "
+            "print(json.dumps({'model': model, "
+            "'program': sorted(m for m in sys.modules if m.split('.')[0] == 'offline')}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def test_the_config_model_imports_nothing_above_it_when_loaded():
     # Importing the config model (as every component does) loads no component and no part of the
     # composition. Validation reads a few facts from components at call time (platform
@@ -87,17 +103,12 @@ def test_the_config_model_imports_nothing_above_it_when_loaded():
         above = {i for i in _module_level_imports(path) if _top(i) in ("components", "offline", "policy", "convergence")
                  or i.startswith(("stacks.environment", "stacks.program"))}
         assert not above, f"stacks/{name}.py imports above the config model: {sorted(above)}"
-    code = "import sys, stacks.config, stacks.loader; print(sorted(m for m in sys.modules if m.split('.')[0] == 'components' or m in ('stacks.environment', 'stacks.program')))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert _imports_in_a_fresh_interpreter()["model"] == []
 
 
 def test_running_the_program_loads_no_offline_module():
-    # What ``pulumi up`` imports (``__main__`` -> stacks.program), checked on the live interpreter.
-    code = ("import sys, runpy; sys.argv = ['x']; import stacks.program, __main__ as _m; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'offline'))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    # What ``pulumi up`` imports, checked on a live interpreter.
+    assert _imports_in_a_fresh_interpreter()["program"] == []
 
 
 # Which parts of components/ each package (or flat module) may import, as its docstring says.
