@@ -49,8 +49,9 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.core.bootstrap_http import BootstrapError, NotYet, Response, request_json, wait_until
+from stacks.facts import AUTHENTIK_API_SERVICE_ACCOUNT
 
-SERVICE_ACCOUNT = "pulumi-admin"
+SERVICE_ACCOUNT = AUTHENTIK_API_SERVICE_ACCOUNT  # config validation keeps it free (stacks/facts.py)
 TOKEN_IDENTIFIER = "pulumi-admin-api"  # rotation.suffixed(...) per generation
 BOOTSTRAP_TOKEN_IDENTIFIER = "authentik-bootstrap-token"
 RUNBOOK = "docs/operations/authentik-api-token.md"

@@ -50,6 +50,10 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
+# The one-step rule is shared with config validation (which refuses a skipped minor before
+# anything is registered); it lives below both. Importable from here under its old names too.
+from stacks.facts import parse_version, step_problem  # noqa: F401 - re-exported
+
 # Ref: siderolabs/talos v1.13.9 cmd/talosctl/cmd/talos/track.go (--wait, --timeout default 30m),
 # cmd/talosctl/cmd/talos/health.go (--wait-timeout default 20m).
 UPGRADE_TIMEOUT = "30m"
@@ -61,8 +65,6 @@ PROCESS_TIMEOUT_SECONDS = 45 * 60
 PROBE_TIMEOUT_SECONDS = 45 * 60
 PROBE_INTERVAL_SECONDS = 15
 
-_TALOS = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-_K8S = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
 
 class UpgradeRefused(Exception):
@@ -76,37 +78,6 @@ class TalosctlError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Pure rules
 # ---------------------------------------------------------------------------------------------
-
-def parse_version(version: str, kind: str = "talos") -> tuple[int, int, int]:
-    m = (_TALOS if kind == "talos" else _K8S).match(version)
-    if not m:
-        raise ValueError(f"'{version}' is not an exact {'Talos' if kind == 'talos' else 'Kubernetes'} version")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def step_problem(current: str, target: str, kind: str, *, allow_downgrade: bool = False) -> str | None:
-    """Why ``current -> target`` is not one allowed upgrade step, or None.
-
-    Talos: "this migration is only tested between adjacent minor releases ... always upgrade to
-    the latest patch release of all intermediate minor releases" (Talos docs, "Upgrading Talos
-    Linux", Supported upgrade paths). Kubernetes: one minor at a time (version skew policy;
-    ``talosctl upgrade-k8s`` refuses other paths: talos v1.13.9 pkg/cluster/kubernetes/
-    talos_managed.go Upgrade, ``options.Path.IsSupported()``). Downgrades are refused too: a
-    Talos rollback is ``talosctl rollback`` (docs/operations/upgrades.md), not a config edit.
-    """
-    name = "Talos" if kind == "talos" else "Kubernetes"
-    cur, tgt = parse_version(current, kind), parse_version(target, kind)
-    if tgt < cur:
-        if allow_downgrade:
-            return None  # recording a rollback done with talosctl (docs/operations/upgrades.md)
-        return (f"{name} {target} is older than {current}: downgrades are not config edits "
-                "(see docs/operations/upgrades.md, Rolling back)")
-    if tgt[0] != cur[0] or tgt[1] > cur[1] + 1:
-        nxt = f"{cur[0]}.{cur[1] + 1}"
-        return (f"{name} {current} -> {target} skips a minor release: upgrade one minor at a time, "
-                f"first to the latest {nxt} patch release")
-    return None
-
 
 def upgrade_order(nodes: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     """(hostname, address, role) in upgrade order: control planes first, then workers, each

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 import versions
+from stacks import facts
 
 PROJECT = "weebo-platform"
 
@@ -1318,7 +1319,7 @@ def _version_key(version: str) -> tuple[int, ...]:
 def management_version_problems(mc: ManagementCluster, deployed: DeployedVersions | None) -> list[ConfigProblem]:
     """Refuse unsupported Talos/Kubernetes pairs and, against what is deployed, skipped minors
     and downgrades (the upgrade resources' own diff refuses them too, from their state)."""
-    from components.talos_upgrade import step_problem
+    step_problem = facts.step_problem  # the rule the upgrade resources' diff applies too
 
     if mc.provisioner != "ovh-talos":
         return []  # an existing cluster is upgraded by whoever runs it
@@ -1487,17 +1488,9 @@ def _pool_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
 
 
 def platform_namespaces() -> frozenset[str]:
-    """Namespaces the platform itself creates on the management cluster (read from the
-    components that create them), and Kubernetes' own."""
-    import importlib
-
-    out = {"default", "kube-system", "kube-public", "kube-node-lease"}
-    for module in ("gitops.argocd", "sso.authentik", "virtualization.cdi", "edge.cert_manager", "network.cilium",
-                   "clusters.cluster_api", "virtualization.kubevirt", "virtualization.local_storage", "vpn.netbird",
-                   "dns.platform_dns", "edge.traefik", "secrets.vault"):
-        out.add(importlib.import_module(f"components.{module}").NAMESPACE)
-    out.update(p.namespace for p in importlib.import_module("components.clusters.cluster_api").PROVIDERS)
-    return frozenset(out)
+    """Namespaces the platform itself creates on the management cluster, and Kubernetes' own
+    (stacks/facts.py, where the components take their namespaces from)."""
+    return facts.platform_namespaces()
 
 
 def _name_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
@@ -1546,7 +1539,7 @@ def _duplicate_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
         if t.api_source_ranges:
             _unique(p, f"tenants[{i}].apiSourceRanges", [str(ipaddress.ip_network(r)) for r in t.api_source_ranges], "")
         _unique(p, f"tenants[{i}].adminGroups", list(t.admin_groups), "")
-    from components.authentik_token import SERVICE_ACCOUNT
+    SERVICE_ACCOUNT = facts.AUTHENTIK_API_SERVICE_ACCOUNT  # noqa: N806 - the constant, named as at its use
 
     admin = cfg.authentik.platform_admin_group
     for i, g in enumerate(cfg.authentik.groups):
@@ -1568,10 +1561,8 @@ def netbird_problems(cfg: PlatformConfig) -> list[ConfigProblem]:
     """Policies must name declared groups (the management cluster's '<name>-routers' and
     '<name>-services' included), ports only go with tcp/udp, and tenants asking for a NetBird
     route need NetBird and admin groups that exist in NetBird."""
-    from components.vpn.netbird import declared_groups
-
     problems: list[ConfigProblem] = []
-    groups = set(declared_groups(cfg))
+    groups = set(facts.netbird_declared_groups(list(cfg.netbird.groups), cfg.management_cluster.name))
     for i, tenant in enumerate(cfg.tenants):
         if not tenant.netbird_route:
             continue

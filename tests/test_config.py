@@ -353,3 +353,30 @@ def test_app_path_is_a_relative_directory_of_the_repository():
         else:
             found, _ = problems(base_raw(tenants=[t]))
             assert "tenants[0].apps[0].path" in found, path
+
+
+def test_every_namespace_the_platform_creates_is_reserved_against_tenants():
+    """Config validation knows the platform's namespaces from stacks/facts.py, where the components
+    take them from: every component's NAMESPACE and every Cluster API provider's is reserved."""
+    import importlib
+    import pkgutil
+
+    import components
+    from components.clusters.cluster_api import PROVIDERS
+    from stacks import facts
+
+    created = {p.namespace for p in PROVIDERS}
+    for info in pkgutil.walk_packages(components.__path__, "components."):
+        ns = getattr(importlib.import_module(info.name), "NAMESPACE", None)
+        if isinstance(ns, str):
+            created.add(ns)
+    assert {"backups", "capi-images", "capk-system", "vault"} <= created  # the walk found them
+    assert created <= facts.platform_namespaces()
+
+
+@pytest.mark.parametrize("prefix, name", [("capi-", "images"), ("", "backups"), ("capk-", "system")])
+def test_a_tenant_cannot_take_a_platform_namespace(prefix, name):
+    with pytest.raises(ConfigError) as e:
+        config(base_raw(clusterApi={"tenantNamespacePrefix": prefix}, tenants=[tenant(name, 0)]))
+    problems = {p.path: p.problem for p in e.value.problems}
+    assert "namespace of the platform itself" in problems["tenants[0].name"]

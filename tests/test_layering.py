@@ -12,8 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ("stacks", "components")
-# What a component may import from stacks/: the config model only.
-BELOW_COMPONENTS = {"stacks", "stacks.config"}
+# What a component may import from stacks/: the config model and the facts below it.
+BELOW_COMPONENTS = {"stacks", "stacks.config", "stacks.facts"}
+MODEL = ("config", "loader", "facts")  # stacks/: the layer below the components
 
 
 def _module(path: Path) -> str:
@@ -65,19 +66,9 @@ def test_the_program_never_imports_the_offline_engine():
 
 def test_components_import_only_the_config_model_from_stacks():
     bad = {f"{p.relative_to(ROOT)}: {name}" for p in _files("components") for name in _imports(p)
-           if _top(name) == "stacks" and name not in BELOW_COMPONENTS and not name.startswith("stacks.config.")}
+           if _top(name) == "stacks" and name not in BELOW_COMPONENTS
+           and not name.startswith(("stacks.config.", "stacks.facts."))}
     assert not bad, "components import up into the composition:\n" + "\n".join(sorted(bad))
-
-
-def _module_level_imports(path: Path) -> set[str]:
-    """The imports a module runs when it is imported (not those inside function bodies)."""
-    names: set[str] = set()
-    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
 
 
 @functools.cache
@@ -94,15 +85,18 @@ def _imports_in_a_fresh_interpreter() -> dict[str, list[str]]:
     return json.loads(out.stdout)
 
 
-def test_the_config_model_imports_nothing_above_it_when_loaded():
-    # Importing the config model (as every component does) loads no component and no part of the
-    # composition. Validation reads a few facts from components at call time (platform
-    # namespaces, NetBird groups, upgrade steps), inside the functions that need them, never on import.
-    for name in ("config", "loader"):
+def test_the_config_model_imports_nothing_above_it():
+    # The config model (as every component imports it) imports no component and no part of the
+    # composition, on import or later inside a function: what validation checks against (the
+    # platform's namespaces, NetBird groups, the upgrade-step rule) lives in stacks/facts.py,
+    # below the components, which take their names from it.
+    for name in MODEL:
         path = ROOT / "stacks" / f"{name}.py"
-        above = {i for i in _module_level_imports(path) if _top(i) in ("components", "offline", "policy", "convergence")
+        above = {i for i in _imports(path) if _top(i) in ("components", "offline", "policy", "convergence")
                  or i.startswith(("stacks.environment", "stacks.program"))}
         assert not above, f"stacks/{name}.py imports above the config model: {sorted(above)}"
+    facts = {i for i in _imports(ROOT / "stacks" / "facts.py") if _top(i) in ("stacks", "components", "versions")}
+    assert facts == set(), f"stacks/facts.py imports the program: {sorted(facts)}"
     assert _imports_in_a_fresh_interpreter()["model"] == []
 
 

@@ -32,9 +32,10 @@ from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.tenant.talos import TENANT_EXTENSIONS, schematic_yaml
 from components.core.timeouts import CAPI_PROVIDER_TIMEOUTS
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "capi-operator-system"
+NAMESPACE = facts.CAPI_OPERATOR_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 OPERATOR_API = "operator.cluster.x-k8s.io/v1alpha2"
 WEBHOOK_PORT = 9443  # operator and providers serve their webhooks here (controller-runtime default)
 
@@ -58,10 +59,10 @@ class Provider:
 # The operator accepts providers of the v1beta1 and v1beta2 contracts (internal/controller/
 # phase_load.go @ v0.28.0), so core v1.14 (v1beta2) installs beside CAPK/CABPT/CACPPT (v1beta1).
 PROVIDERS: tuple[Provider, ...] = (
-    Provider("CoreProvider", "cluster-api", "capi-system", versions.CAPI_CORE_VERSION, True),
-    Provider("InfrastructureProvider", "kubevirt", "capk-system", versions.CAPK_VERSION, True),
-    Provider("BootstrapProvider", "talos", "cabpt-system", versions.CABPT_VERSION, False),
-    Provider("ControlPlaneProvider", "talos", "cacppt-system", versions.CACPPT_VERSION, True),
+    Provider("CoreProvider", "cluster-api", facts.CAPI_CORE_NAMESPACE, versions.CAPI_CORE_VERSION, True),
+    Provider("InfrastructureProvider", "kubevirt", facts.CAPK_NAMESPACE, versions.CAPK_VERSION, True),
+    Provider("BootstrapProvider", "talos", facts.CABPT_NAMESPACE, versions.CABPT_VERSION, False),
+    Provider("ControlPlaneProvider", "talos", facts.CACPPT_NAMESPACE, versions.CACPPT_VERSION, True),
 )
 
 

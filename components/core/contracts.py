@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from stacks import facts
 from stacks.config import PlatformConfig
 
 
@@ -87,15 +88,15 @@ FORWARD_AUTH_ADDRESS = (
     f"http://{FORWARD_AUTH_OUTPOST_SERVICE}.authentik.svc.cluster.local:9000/outpost.goauthentik.io/auth/traefik"
 )
 FORWARD_AUTH_MIDDLEWARE = "authentik-forward-auth"  # traefik.io/v1alpha1 Middleware in namespace "traefik"
-TRAEFIK_NAMESPACE = "traefik"
-ARGOCD_NAMESPACE = "argocd"
+TRAEFIK_NAMESPACE = facts.TRAEFIK_NAMESPACE
+ARGOCD_NAMESPACE = facts.ARGOCD_NAMESPACE
 WILDCARD_TLS_SECRET = "platform-wildcard-tls"  # default certificate of Traefik, namespace "traefik"
 INTERNAL_CA_ISSUER = "platform-internal-ca"  # ClusterIssuer for service-to-service TLS
 
 # Bind9 (namespace "dns"): clients reach it through the Service on port 53; NetworkPolicies see
 # the pod port after the Service's translation, so egress rules towards Bind9 name BIND9_POD_PORT
 # (UDP and TCP) and select BIND9_POD_LABELS in namespace DNS_NAMESPACE.
-DNS_NAMESPACE = "dns"
+DNS_NAMESPACE = facts.DNS_NAMESPACE
 BIND9_POD_LABELS = {"app.kubernetes.io/name": "bind9", "app.kubernetes.io/instance": "platform-dns"}
 BIND9_POD_PORT = 5053
 # Bind9's Service gets a fixed ClusterIP: the 53rd address of the management cluster's service

@@ -23,9 +23,10 @@ from components.core import network_policy as netpol
 from components.core.common import MANAGED_BY, helm_release
 from components.core.contracts import INTERNAL_CA_ISSUER, DnsUpdateAccess, bind9_cluster_ip
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "cert-manager"
+NAMESPACE = facts.CERT_MANAGER_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 TSIG_SECRET_NAME = "rfc2136-tsig"
 TSIG_SECRET_KEY = "tsig-secret"
 SELFSIGNED_ISSUER = "platform-selfsigned"

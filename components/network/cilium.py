@@ -25,9 +25,10 @@ from components.core.common import MANAGED_BY, helm_release
 from components.core.contracts import TRAEFIK_NAMESPACE, hostnames
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.edge.traefik import forward_auth_route
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "cilium"
+NAMESPACE = facts.CILIUM_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 POOL_NAME = "platform-pool"
 
 # KubePrism: Talos' node-local API server load balancer (default since Talos 1.6).

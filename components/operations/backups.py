@@ -50,9 +50,10 @@ from components.core.contracts import (
 )
 from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks import facts
 from stacks.config import BackupSchedule, PlatformConfig, Tenant
 
-NAMESPACE = "backups"
+NAMESPACE = facts.BACKUPS_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 S3_SECRET = "backup-s3"  # writer credentials + encryption passphrase, in NAMESPACE
 KEY_ACCESS_KEY = "access-key-id"
 KEY_SECRET_KEY = "secret-access-key"

@@ -59,9 +59,10 @@ from components.vault_bootstrap import (
     VaultUnsealArgs,
 )
 from components.secrets.vault_config import VaultConfig, VaultConfigArgs, pulumi_admin_policy
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "vault"
+NAMESPACE = facts.VAULT_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 RELEASE = "vault"  # chart fullname: services vault, vault-active, vault-internal; pods vault-N
 TLS_SECRET = "vault-server-tls"
 TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"

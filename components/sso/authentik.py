@@ -37,9 +37,10 @@ from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.edge.traefik import route_metadata
 from components.core.protected import IrreplaceableState
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "authentik"
+NAMESPACE = facts.AUTHENTIK_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 CREDENTIALS_SECRET = "authentik-credentials"
 SERVER_SERVICE = "authentik-server"  # chart: <release>-server, port 80 -> 9000
 

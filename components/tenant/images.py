@@ -37,9 +37,10 @@ from components.core import network_policy as netpol
 from components.core.common import MANAGED_BY
 from components.core.contracts import TENANT_NAMESPACE_LABEL
 from components.tenant.talos import disk_image_url, schematic_id
+from stacks import facts
 from stacks.config import PlatformConfig, Tenant
 
-NAMESPACE = "capi-images"
+NAMESPACE = facts.CAPI_IMAGES_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 CDI_API = "cdi.kubevirt.io/v1beta1"
 # The Talos disk images of non-metal platforms (openstack included) are 8 GiB raw: the golden
 # volume must hold that virtual size. Ref: siderolabs/talos pkg/imager/profile/default.go

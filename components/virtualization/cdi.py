@@ -16,9 +16,10 @@ from components.core import release_manifest
 from components.core.common import MANAGED_BY
 from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "cdi"
+NAMESPACE = facts.CDI_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 CR_NAME = "cdi"
 
 # Ref: kubevirt/containerized-data-importer v1.66.0 release asset cdi-operator.yaml (its CRD

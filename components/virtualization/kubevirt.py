@@ -15,9 +15,10 @@ from components.core import release_manifest
 from components.core.common import MANAGED_BY
 from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks import facts
 from stacks.config import PlatformConfig
 
-NAMESPACE = "kubevirt"
+NAMESPACE = facts.KUBEVIRT_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 CR_NAME = "kubevirt"
 
 # Ref: kubevirt/kubevirt v1.9.0 release assets; CRD and deployment names from the manifest.

@@ -30,11 +30,12 @@ import versions
 from components.core import network_policy as netpol
 from components.core.common import MANAGED_BY
 from components.core.contracts import LOCAL_PATH_HOST_DIR, LOCAL_PATH_STORAGE_CLASS
+from stacks import facts
 from stacks.config import PlatformConfig
 from components.core.k8s_objects import register
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
 
-NAMESPACE = "local-path-storage"
+NAMESPACE = facts.LOCAL_STORAGE_NAMESPACE  # reserved against tenant namespaces (stacks/facts.py)
 NAME = "local-path-provisioner"
 SERVICE_ACCOUNT = "local-path-provisioner-service-account"
 CONFIG_MAP = "local-path-config"

@@ -30,9 +30,10 @@ from components.core import rotation
 from components.core.common import MANAGED_BY, PRIVILEGED_AGENT_SKIPS, checkov_skips
 from components.core.contracts import NetbirdRoute
 from components.core.namespace import PlatformNamespace, PlatformNamespaceArgs
+from stacks import facts
 from stacks.config import ConfigProblem, PlatformConfig
 
-NAMESPACE = "netbird"
+NAMESPACE = facts.NETBIRD_NAMESPACE
 SETUP_KEY_SECRET_KEY = "setup-key"
 KUBE_APISERVER_PORT = 6443
 
@@ -41,24 +42,14 @@ KUBE_APISERVER_PORT = 6443
 # Pure functions
 # ---------------------------------------------------------------------------------------------
 
-def routers_group(cluster: str) -> str:
-    """NetBird group of a cluster's routing peers (its setup key puts new peers in it)."""
-    return f"{cluster}-routers"
-
-
-def resources_group(cluster: str) -> str:
-    """NetBird group of a cluster's network resources: the destination policies name."""
-    return f"{cluster}-services"
+# The groups' names are facts config validation checks policies against (stacks/facts.py).
+routers_group = facts.netbird_routers_group
+resources_group = facts.netbird_resources_group
 
 
 def declared_groups(cfg: PlatformConfig) -> list[str]:
     """Every NetBird group the platform manages, in a stable order."""
-    mc = cfg.management_cluster.name
-    out = list(dict.fromkeys(cfg.netbird.groups))
-    for g in (routers_group(mc), resources_group(mc)):
-        if g not in out:
-            out.append(g)
-    return out
+    return facts.netbird_declared_groups(list(cfg.netbird.groups), cfg.management_cluster.name)
 
 
 # The checks of a NetBird config run in config validation, before anything is registered.
