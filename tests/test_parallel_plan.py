@@ -16,6 +16,9 @@ from offline.plan import RenderedPlan, ShardMismatch, merge, render, run_offline
 from tests.helpers.factories import stack_plan, stack_plan_of_tenants
 
 TENANTS = ["erp", "ci", "data"]  # Pulumi.prod.yaml
+# The parts `--jobs 2` deals prod's tenants into (tests/test_convergence_plan.py plans the same
+# parts, so the two files share them).
+PARTS = [["data"], ["erp", "ci"]]
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -35,15 +38,22 @@ def test_tenants_are_dealt_into_parts_of_even_weight():
     assert shard_tenants([("a", 1)], 0) == [["a"]]
 
 
+def test_the_parts_are_those_of_two_jobs():
+    stack_file = read_stack("prod")
+    cfg = plan_module.parse_config(stack_file.raw, stack_file.secret_keys, stack="prod",
+                                   provider_keys=list(stack_file.provider_config))
+    assert shard_tenants([(t.name, plan_module.tenant_weight(t)) for t in cfg.tenants], 2) == PARTS
+
+
 def test_a_part_builds_its_tenants_and_the_whole_platform():
-    part = stack_plan_of_tenants("prod", ("ci",))
+    part = stack_plan_of_tenants("prod", tuple(PARTS[0]))
     clusters = [r.name for r in part.monitor.of_type("weebo:tenants:TenantCluster")]
-    assert clusters == ["ci"]
+    assert clusters == ["data"]
     # Cluster RBAC of a tenant comes with the tenant; Vault's tenant policies are platform
     # (built from the whole config, like the Vault groups that list them).
     rbac = sorted(r.name for r in part.monitor.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
                   if r.name.startswith("cluster-rbac-"))
-    assert rbac == ["cluster-rbac-ci-role"]
+    assert rbac == ["cluster-rbac-data-role"]
     policies = {r.input("name") for r in part.monitor.of_type("vault:index/policy:Policy")}
     assert {f"tenant-{t}" for t in TENANTS} <= policies
     # Stack outputs describe the whole stack.
@@ -57,8 +67,8 @@ def test_program_refuses_tenants_that_are_not_in_the_config():
 
 def test_parts_merge_into_the_single_process_plan():
     whole = render(stack_plan("prod"))
-    parts = [render(stack_plan_of_tenants("prod", tuple(s))) for s in (["erp", "data"], ["ci"])]
-    merged = merge(parts, [["erp", "data"], ["ci"]])
+    parts = [render(stack_plan_of_tenants("prod", tuple(s))) for s in PARTS]
+    merged = merge(parts, PARTS)
     assert merged.document() == whole.document()
     assert merged.files == whole.files
     assert merged.secrets == whole.secrets and merged.violations == whole.violations
@@ -137,7 +147,8 @@ def test_records_are_encoded_as_json_dumps_encodes_them():
     assert _encode_record({1: "x"}) == "    " + json.dumps({1: "x"}, indent=2, sort_keys=True).replace("\n", "\n    ")
 
 
-def test_a_caller_running_threads_gets_the_plan_built_in_one_process(monkeypatch: pytest.MonkeyPatch):
+def test_a_caller_running_threads_gets_the_plan_built_in_one_process(monkeypatch: pytest.MonkeyPatch,
+                                                                     command_shares_plans):
     import multiprocessing
     import threading
 
