@@ -22,7 +22,7 @@ from offline.mocks import contains_secret
 from offline.plan import write_plan
 from tests.helpers.factories import base_raw, plan
 from tests.helpers.identity_support import deployed_plan, fake_http, preview_plan
-from tests.test_rotation import base, blast_radius  # noqa: F401  (base: the module fixture)
+from tests.test_rotation import base, blast_radius, raw  # noqa: F401  (base: the module fixture)
 
 BOOT = "boot-token"
 
@@ -71,7 +71,8 @@ def test_rotating_the_api_token_reaches_the_token_and_its_consumers_only(base): 
     assert grants  # the check below means something
     assert affected == {"authentik-config-api-token-key", "authentik-config-api-token", "authentik-config-api",
                         "authentik-config-ready", *grants}
-    token = plan(base_raw(rotation={"authentikApiToken": 1}), preview=False).monitor.named("authentik-config-api-token")
+    # The rotated plan blast_radius made (shared): the token's identifier carries the generation.
+    token = plan(raw(authentikApiToken=1), preview=False).monitor.named("authentik-config-api-token")
     assert token.input("identifier") == f"{TOKEN_IDENTIFIER}-g1"
 
 
