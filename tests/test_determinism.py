@@ -59,13 +59,13 @@ def _another_hash_seed() -> str:
 def test_plans_from_processes_with_different_hash_seeds_and_workers_are_byte_identical(tmp_path: Path,
                                                                                      command_shares_plans):
     """The command in a process of its own, with another hash seed and its tenants planned by
-    three forked workers, writes every file the command writes here, in one process (the shared
+    two forked workers, writes every file the command writes here, in one process (the shared
     plan: its equality to a fresh plan is the test above). One run checks both: set and dict
     ordering never reach the output, and the parallel plan is the plan of one process."""
     assert plan_module.main(["prod", "--quiet", "--jobs", "1", "--out", str(tmp_path / "here")]) == 0
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
            "PYTHONHASHSEED": _another_hash_seed()}
-    proc = subprocess.run([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--jobs", "3",
+    proc = subprocess.run([sys.executable, "-m", "offline.plan", "prod", "--quiet", "--jobs", "2",
                            "--out", str(tmp_path / "there")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -206,10 +206,12 @@ def test_generation_zero_keeps_the_names_and_later_ones_suffix_them():
 
 
 def test_rotated_resources_are_created_before_the_old_ones_are_deleted():
-    mon = plan(raw(netbirdSetupKey=1, tenants={"alpha": {"argocdToken": 1}}), preview=False).monitor
+    # The rotated plans the blast-radius tests above made (shared, not planned again).
+    mon = plan(raw(netbirdSetupKey=1), preview=False).monitor
     key = mon.named("netbird-setup-key")
     assert key.inputs["name"] == "weebo4cp-routing-peers-g1" and key.replace_on_changes == ["name"]
-    token = mon.named("alpha-gitops-tenant-manager-token")
+    token = plan(raw(tenants={"beta": {"argocdToken": 1}}), preview=False).monitor.named("beta-gitops-tenant-manager-token")
     assert token.inputs["metadata"]["name"] == "argocd-manager-token-g1"
-    for reg in (key, token, mon.named("dns-tsig-external-dns")):
+    tsig = plan(raw(tsigExternalDns=1), preview=False).monitor.named("dns-tsig-external-dns")
+    for reg in (key, token, tsig):
         assert not reg.delete_before_replace
