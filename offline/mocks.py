@@ -19,6 +19,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.sync_await import _ensure_event_loop
 
 SECRET = "[secret]"
+STACK_TYPE = "pulumi:pulumi:Stack"  # the root stack's type: no part of its children's URNs
 UNKNOWN = "[unknown]"
 
 
@@ -197,9 +198,17 @@ class RecordingMonitor(MockMonitor):
 
     # -- engine behaviour --------------------------------------------------------------------
     def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives: the parent's whole qualified type (``A$B``, not only ``B``)
+        before the resource's type, and none for a resource of the root stack. The stock mock
+        monitor keeps only the parent's last type and prefixes the stack's, so a plan's URNs
+        differed from the ones ``pulumi up`` records (and ``--target`` takes) for every resource
+        at the top and every resource two components deep.
+        Ref: pulumi/pulumi pkg/resource/deploy/deployment.go (generateURN: "use the full qualified
+        type", skipping the root stack type) and sdk/go/common/resource/urn/urn.go (New)."""
         if parent:
             qualified = parent.split("::")[2]
-            type_ = qualified.split("$").pop() + "$" + type_
+            if qualified != STACK_TYPE:
+                type_ = qualified + "$" + type_
         return "urn:pulumi:" + "::".join([self.stack, self.project, type_, name])
 
     def RegisterResource(self, request: Any) -> Any:

@@ -99,3 +99,25 @@ def test_plan_command_exits_1_without_a_traceback_on_a_refusal(tmp_path: Path, m
     err = capsys.readouterr().err
     assert "duplicate resource URN" in err and "RandomPassword::operator-range" in err
     assert "Traceback" not in err
+
+
+def test_urns_are_the_ones_the_engine_gives():
+    """As the engine names resources (pulumi/pulumi deployment.go generateURN, urn.go New): no
+    root-stack type at the top, and the parent's whole qualified type below (``A$B$C``). The
+    stock mock monitor kept only the parent's last type; operators copy these URNs into
+    ``pulumi up --target`` and ``pulumi state`` commands."""
+    from tests.helpers.factories import stack_plan
+
+    regs = {r.urn: r for r in stack_plan("prod").registrations}
+    for reg in regs.values():
+        qualified = reg.urn.split("::")[2]
+        assert not qualified.startswith("pulumi:pulumi:Stack$"), reg.urn
+        parent = regs.get(reg.parent)
+        if parent is None:  # parented to the root stack
+            assert qualified == reg.type, reg.urn
+        else:
+            assert qualified == parent.urn.split("::")[2] + "$" + reg.type, reg.urn
+    assert max(u.split("::")[2].count("$") for u in regs) >= 3  # the nesting this checks exists
+    ns = next(u for u in regs if u.endswith("::authentik-namespace-ns"))
+    assert ns.split("::")[2] == ("weebo:identity:Authentik$weebo:kubernetes:IrreplaceableState$"
+                                 "weebo:kubernetes:PlatformNamespace$kubernetes:core/v1:Namespace")
