@@ -126,6 +126,8 @@ class Registration:
     delete_before_replace: bool
     inputs: dict[str, Any] = field(default_factory=dict)  # secrets still wrapped
     replace_with: list[str] = field(default_factory=list)  # URNs whose replacement replaces this
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, as given
+    aliases: list[str] = field(default_factory=list)  # earlier URNs of this resource (state kept)
 
     @property
     def provider_urn(self) -> str:
@@ -241,6 +243,9 @@ class RecordingMonitor(MockMonitor):
             delete_before_replace=bool(request.deleteBeforeReplace),
             inputs=inputs,
             replace_with=sorted(request.replace_with),
+            custom_timeouts={k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
+                             if getattr(request.customTimeouts, k)},
+            aliases=sorted(self._alias_urn(a, request) for a in request.aliases),
         )
         rid, state = self.mocks.new_resource(
             MockResourceArgs(
@@ -263,6 +268,25 @@ class RecordingMonitor(MockMonitor):
             obj_proto = run_to_completion(rpc.serialize_properties(state, {}))
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, rid or "", state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=rid or "", object=obj_proto)
+
+    def _alias_urn(self, alias: Any, request: Any) -> str:
+        """The URN an alias names, as the engine resolves it: given whole, or as a spec whose unset
+        parts are the resource's own (name, type, stack, project; its parent unless the spec says
+        ``noParent`` or names another; the root stack is no parent). The engine also gives each
+        child of an aliased component an alias of its own (generateAliases, inheritedChildAlias):
+        those are not listed here, they follow from the parent's.
+        Ref: pulumi/pulumi pkg/resource/deploy/step_generator.go (collapseAliasToUrn)."""
+        if alias.WhichOneof("alias") == "urn":
+            return alias.urn
+        spec = alias.spec
+        # The SDK sends parentUrn "" for "the same parent" (pulumi/runtime/resource.py
+        # create_alias_spec); the engine reads an empty parent so (ParseOptionalURN).
+        parent = "" if spec.WhichOneof("parent") == "noParent" and spec.noParent else (spec.parentUrn or request.parent)
+        type_ = spec.type or request.type
+        if parent and parent.split("::")[2] != STACK_TYPE:
+            type_ = parent.split("::")[2] + "$" + type_
+        return "urn:pulumi:" + "::".join([spec.stack or self.stack, spec.project or self.project, type_,
+                                          spec.name or request.name])
 
     def _known(self, urn: str) -> bool:
         return urn in self.registrations or urn in self._stack_urns or urn in self._read_urns

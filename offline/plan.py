@@ -161,6 +161,8 @@ def resource_record(reg: Registration) -> dict[str, Any]:
         "ignoreChanges": reg.ignore_changes,
         "replaceOnChanges": reg.replace_on_changes,
         "additionalSecretOutputs": reg.additional_secret_outputs,
+        "customTimeouts": reg.custom_timeouts,
+        "aliases": reg.aliases,
         "inputs": redact(reg.inputs),
     }
 

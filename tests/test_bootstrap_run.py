@@ -7,47 +7,15 @@ from typing import Any
 
 import pytest
 
-import offline.plan
 from components.core.timeouts import duration_seconds
-from stacks.loader import read_stack
-from offline.mocks import RecordingMonitor
-
-
-class TimeoutRecordingMonitor(RecordingMonitor):
-    """Also records each registration's custom timeouts and aliases (as the engine receives them)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.timeouts: dict[str, dict[str, str]] = {}
-        self.aliases: dict[str, list[str]] = {}
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        found_aliases = []
-        for a in request.aliases:  # alias specs: the engine turns them into URNs the same way
-            if a.WhichOneof("alias") == "urn":
-                found_aliases.append(a.urn)
-            elif a.spec.parentUrn:
-                found_aliases.append(f"{a.spec.parentUrn.split('::')[0]}::{a.spec.parentUrn.split('::')[1]}::"
-                                     f"{a.spec.parentUrn.split('::')[2]}${a.spec.type or request.type}"
-                                     f"::{a.spec.name or request.name}")
-        if found_aliases:
-            self.aliases[response.urn] = found_aliases
-        ct = request.customTimeouts
-        found = {k: getattr(ct, k) for k in ("create", "update", "delete") if getattr(ct, k)}
-        if found:
-            self.timeouts[response.urn] = found
-        return response
+from tests.helpers.factories import stack_plan
 
 
 @pytest.fixture(scope="module")
-def prod(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setattr(offline.plan, "RecordingMonitor", TimeoutRecordingMonitor)
-    try:
-        yield offline.plan.run_offline(read_stack("prod")).monitor
-    finally:
-        mp.undo()
+def prod():
+    """prod's plan, as the engine receives it: each registration with its custom timeouts and
+    aliases (offline.mocks.Registration)."""
+    return stack_plan("prod").monitor
 
 
 def _longest(timeouts: dict[str, str]) -> int:
@@ -61,7 +29,8 @@ def test_vault_provider_token_outlives_every_wait_that_follows_it(prod):
     ttl = int(provider.inputs["maxLeaseTtlSeconds"])
 
     def longest_of(kind: str) -> int:
-        found = [_longest(t) for urn, t in prod.timeouts.items() if urn.split("::")[2].endswith(kind)]
+        found = [_longest(r.custom_timeouts) for urn, r in prod.registrations.items()
+                 if r.custom_timeouts and urn.split("::")[2].endswith(kind)]
         assert found, f"no {kind} with custom timeouts in the plan"
         return max(found)
 
@@ -70,7 +39,8 @@ def test_vault_provider_token_outlives_every_wait_that_follows_it(prod):
              + longest_of("TalosControlPlane") + longest_of("argoproj.io/v1alpha1:Application"))
     assert ttl > chain, f"Vault token lives {ttl}s, the waits after it take up to {chain}s"
     # No single wait of a tenant outlives the token either.
-    tenant_waits = [_longest(t) for urn, t in prod.timeouts.items() if "weebo:tenants:TenantCluster" in urn]
+    tenant_waits = [_longest(r.custom_timeouts) for urn, r in prod.registrations.items()
+                    if r.custom_timeouts and "weebo:tenants:TenantCluster" in urn]
     assert tenant_waits and max(tenant_waits) < ttl
 
 
@@ -338,15 +308,15 @@ def test_local_storage_is_a_platform_service_keeping_its_resource_names(prod):
     storage = prod.named("virtualization-local-storage")
     assert storage.type == "weebo:storage:LocalStorage"
     assert "Virtualization" not in storage.parent
-    assert prod.aliases[storage.urn] == [
+    assert storage.aliases == [
         "urn:pulumi:prod::weebo-platform::weebo:virtualization:Virtualization$weebo:storage:LocalStorage"
         "::virtualization-local-storage"
     ]
 
 
 def test_the_documented_unseal_command_targets_the_unseal_resource(prod):
-    """README's command for a sealed Vault names the URN the program registers (the unseal
-    resource's parent is the Vault component, so the mock engine's URN is the real one)."""
+    """README's command for a sealed Vault names the URN the program registers (the offline
+    engine names resources as the Pulumi engine does: tests/test_convergence_engine.py)."""
     import pathlib
     import re
 

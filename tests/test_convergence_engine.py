@@ -121,3 +121,20 @@ def test_urns_are_the_ones_the_engine_gives():
     ns = next(u for u in regs if u.endswith("::authentik-namespace-ns"))
     assert ns.split("::")[2] == ("weebo:identity:Authentik$weebo:kubernetes:IrreplaceableState$"
                                  "weebo:kubernetes:PlatformNamespace$kubernetes:core/v1:Namespace")
+
+
+def test_aliases_are_the_urns_the_engine_resolves():
+    """An alias spec's unset parts are the resource's own, its parent included (the SDK sends an
+    empty parentUrn for that); a spec naming another parent keeps it (step_generator.go
+    collapseAliasToUrn). Both as plan.json records them."""
+    from tests.helpers.factories import stack_plan
+
+    mon = stack_plan("prod").monitor
+    job = mon.named("backups-authentik")  # pulumi_kubernetes aliases the CronJob's older API types
+    chain = job.urn.split("::")[2].rsplit("$", 1)[0]
+    assert f"urn:pulumi:prod::weebo-platform::{chain}$kubernetes:batch/v1beta1:CronJob::backups-authentik" in job.aliases
+    storage = mon.named("virtualization-local-storage")  # moved: aliased to its old parent
+    assert storage.aliases == ["urn:pulumi:prod::weebo-platform::weebo:virtualization:Virtualization$"
+                               "weebo:storage:LocalStorage::virtualization-local-storage"]
+    record = next(r for r in plan_module.plan_document(stack_plan("prod"))["resources"] if r["urn"] == storage.urn)
+    assert record["aliases"] == storage.aliases and record["customTimeouts"] == storage.custom_timeouts
