@@ -77,8 +77,9 @@ def servers(count: int) -> dict:
 # Shared plans
 # ---------------------------------------------------------------------------------------------
 # A plan is a whole program run (about a second): many tests read the plan of the same config.
-# Every plan made here is kept for the rest of the test process (each xdist worker has its own)
-# and handed to every test that asks for the same input, identified by everything that decides
+# Every plan made here is kept for the rest of the test process, left for the other pytest-xdist
+# worker of the run (:func:`_from_other_processes`), and handed to every test that asks for the
+# same input, identified by everything that decides
 # it: the stack file (name, values, secret keys, provider config, secure paths), preview or not,
 # the tenants built, and the one environment variable the program reads (an existing cluster's
 # KUBECONFIG). A plan is deterministic (tests/test_determinism.py), so sharing changes no result.
