@@ -215,3 +215,24 @@ def test_dev_stack_has_no_l2_policy():
     assert custom_resources(m, "CiliumLoadBalancerIPPool")
     assert not custom_resources(m, "CiliumL2AnnouncementPolicy")
     assert release(m, "cilium").input("values", "kubeProxyReplacement") is False
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_egress_to_the_api_servers_identity_names_its_port(stack):
+    """On Talos the kube-apiserver identity is the control-plane nodes' (the API server runs on
+    their host network): an egress rule to it without ports would open etcd, the kubelet and the
+    Talos API too. Every one, in every namespace of every cluster, allows TCP 6443 only."""
+    from tests.helpers.factories import stack_plan
+
+    rules = []
+    for reg in stack_plan(stack).registrations:
+        if reg.type.endswith(("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")):
+            spec = reg.input("spec")
+            for egress in (spec or {}).get("egress", []):
+                if "kube-apiserver" in egress.get("toEntities", []):
+                    rules.append((reg.name, egress.get("toPorts")))
+    assert len(rules) > 10  # the check below means something
+    unported = [name for name, ports in rules if not ports]
+    assert unported == [], f"egress to kube-apiserver on any port: {unported}"
+    ports = {(p["protocol"], p["port"]) for _, to_ports in rules for tp in to_ports for p in tp["ports"]}
+    assert ports == {("TCP", "6443")}

@@ -123,7 +123,7 @@ def provider_cr(p: Provider, config_secret: bool = False) -> dict[str, Any]:
 
 def operator_policies() -> list[dict[str, Any]]:
     return [
-        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
         netpol.allow_ingress_from_kube_apiserver(NAMESPACE, netpol.tcp(WEBHOOK_PORT)),
         # The operator downloads provider components and metadata from GitHub releases.
         netpol.allow_world_egress(NAMESPACE, netpol.tcp(443)),
@@ -132,7 +132,7 @@ def operator_policies() -> list[dict[str, Any]]:
 
 def provider_policies(p: Provider) -> list[dict[str, Any]]:
     out = [
-        netpol.allow_kube_apiserver_egress(p.namespace, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_kube_apiserver_egress(p.namespace, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
         netpol.allow_ingress_from_kube_apiserver(p.namespace, netpol.tcp(WEBHOOK_PORT)),
     ]
     if p.reaches_tenants:

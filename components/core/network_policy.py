@@ -154,8 +154,14 @@ def _entity_rule(direction: str, entity: str, ports: Sequence[tuple[str, int]] |
 # --------------------------------------------------------------------------------------------
 
 APISERVER_EGRESS_WHY = "Egress to the Kubernetes API server (the pods are API clients)."
-# The variant the virtualization, Cluster API and ArgoCD namespaces use: any port, no description.
-ANY_PORT_APISERVER_EGRESS: dict[str, Any] = {"name": "allow-apiserver-egress", "ports": None, "description": None}
+# The virtualization, Cluster API and ArgoCD namespaces named their policy so (kept: a new name
+# would replace the objects). They allowed any port of the API server's identity until issue 18's
+# review: on Talos that identity is the control-plane nodes' own (a node running the API server on
+# its host network gets the kube-apiserver identity; Ref: cilium/cilium#17714, #29432), so "any
+# port" also opened etcd (2379), the kubelet (10250) and the Talos API (50000) to those pods. Their
+# clients use the API server only, on 6443 after Cilium's service translation, like every other
+# namespace.
+APISERVER_EGRESS_NAMED_AS_BEFORE: dict[str, Any] = {"name": "allow-apiserver-egress"}
 
 
 def allow_kube_apiserver_egress(

@@ -224,7 +224,7 @@ def network_policies() -> list[dict[str, Any]]:
     """Ingress from Traefik comes with the namespace; these add what ArgoCD itself needs."""
     return [
         netpol.same_namespace(NAMESPACE),  # server/controller/repo-server/redis
-        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
         # Git and Helm repositories (HTTPS, SSH).
         netpol.allow_world_egress(NAMESPACE, netpol.tcp(443, 22)),
         # OIDC discovery and token calls to Authentik's public name, served by Traefik: the

@@ -96,7 +96,7 @@ class CDI(pulumi.ComponentResource):
         )
         register(
             f"{name}-allow-apiserver-egress",
-            netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.ANY_PORT_APISERVER_EGRESS),
+            netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ns]),
         )
         # The webhooks of cdi-apiserver (8443) are opened by the operator's own policies.

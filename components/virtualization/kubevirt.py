@@ -120,7 +120,7 @@ def network_policies() -> list[dict[str, Any]]:
             egress=[{"to": [{"podSelector": _kv("virt-handler")}]}]),
         _np("kubevirt-allow-observability-to-virt-handler", _kv("virt-observability-controller"),
             egress=[{"to": [{"podSelector": _kv("virt-handler")}], "ports": [{**tcp, "port": 8187}]}]),
-        netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, CLUSTER_SERVICES_LABEL, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
     ]
 
 

@@ -158,7 +158,7 @@ def manifests(storage_class_name: str = LOCAL_PATH_STORAGE_CLASS) -> list[dict[s
             },
         }},
         storage_class(storage_class_name),
-        netpol.allow_kube_apiserver_egress(NAMESPACE, APP_LABELS, **netpol.ANY_PORT_APISERVER_EGRESS),
+        netpol.allow_kube_apiserver_egress(NAMESPACE, APP_LABELS, **netpol.APISERVER_EGRESS_NAMED_AS_BEFORE),
     ]
 
 
