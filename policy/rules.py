@@ -634,6 +634,27 @@ def check_workload_resources(record: Mapping[str, Any], context: Mapping[str, An
             yield f"{where} sets no {', '.join(missing)}"
 
 
+CILIUM_POLICY_TYPES = ("kubernetes:cilium.io/v2:CiliumNetworkPolicy", "kubernetes:cilium.io/v2:CiliumClusterwideNetworkPolicy")
+
+
+def check_apiserver_egress_ports(record: Mapping[str, Any], context: Mapping[str, Any]) -> Iterator[str]:
+    """A Cilium egress rule to the ``kube-apiserver`` entity names its ports: where the API server
+    runs on the nodes' host network (Talos), that identity is the control-plane nodes' own
+    (cilium/cilium#17714), so a rule without ports opens etcd, the kubelet and the Talos API."""
+    if record.get("type") not in CILIUM_POLICY_TYPES:
+        return
+    inputs = record.get("inputs") or {}
+    specs = [inputs.get("spec"), *(inputs.get("specs") or [])]
+    for i, spec in enumerate(x for x in specs if isinstance(x, Mapping)):
+        for j, egress in enumerate(spec.get("egress") or []):
+            if not isinstance(egress, Mapping):
+                continue
+            entities = egress.get("toEntities") or []
+            if isinstance(entities, list) and "kube-apiserver" in entities and not egress.get("toPorts"):
+                yield (f"egress rule {j} of spec {i} reaches the kube-apiserver entity on any port; "
+                       "name the API server's port (toPorts, TCP 6443)")
+
+
 # ---------------------------------------------------------------------------------------------
 # The rule set
 # ---------------------------------------------------------------------------------------------
@@ -661,6 +682,8 @@ RULES: tuple[Rule, ...] = (
          resource_check=check_privileged_namespaces),
     Rule("workload-resources", "Workloads the program renders set cpu/memory requests and limits.", True,
          resource_check=check_workload_resources),
+    Rule("apiserver-egress-ports", "Egress to the kube-apiserver entity names its ports (on Talos it is the "
+         "control-plane nodes' identity).", True, resource_check=check_apiserver_egress_ports),
 )
 RULES_BY_ID = {r.id: r for r in RULES}
 

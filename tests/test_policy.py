@@ -48,6 +48,7 @@ SECRET = "kubernetes:core/v1:Secret"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+CNP = "kubernetes:cilium.io/v2:CiliumNetworkPolicy"
 RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
 
 
@@ -181,6 +182,14 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], bool]] = [
     ("workload-resources", "cronjob without resources", rec("kubernetes:batch/v1:CronJob", {"spec": {"jobTemplate": {
         "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}}}), {}, True),
     ("workload-resources", "helm charts are not judged", helm({"resources": {}}), {}, False),
+    # apiserver-egress-ports
+    ("apiserver-egress-ports", "any port", rec(CNP, {"spec": {"egress": [{"toEntities": ["kube-apiserver"]}]}}), {}, True),
+    ("apiserver-egress-ports", "any port in a second spec", rec(CNP, {"specs": [
+        {"egress": [{"toEntities": ["world"]}]}, {"egress": [{"toEntities": ["kube-apiserver"]}]}]}), {}, True),
+    ("apiserver-egress-ports", "6443 named", rec(CNP, {"spec": {"egress": [{"toEntities": ["kube-apiserver"], "toPorts": [
+        {"ports": [{"port": "6443", "protocol": "TCP"}]}]}]}}), {}, False),
+    ("apiserver-egress-ports", "other entities are other rules' business", rec(CNP, {"spec": {"egress": [
+        {"toEntities": ["cluster"]}]}}), {}, False),
 ]
 
 
