@@ -199,7 +199,7 @@ class RecordingMonitor(MockMonitor):
         self._read_urns: set[str] = set()  # resources read with .get(): the engine knows them too
 
     # -- engine behaviour --------------------------------------------------------------------
-    def make_urn(self, parent: str, type_: str, name: str) -> str:
+    def make_urn(self, parent: str, type_: str, name: str, stack: str = "", project: str = "") -> str:
         """The URN the engine gives: the parent's whole qualified type (``A$B``, not only ``B``)
         before the resource's type, and none for a resource of the root stack. The stock mock
         monitor keeps only the parent's last type and prefixes the stack's, so a plan's URNs
@@ -211,7 +211,7 @@ class RecordingMonitor(MockMonitor):
             qualified = parent.split("::")[2]
             if qualified != STACK_TYPE:
                 type_ = qualified + "$" + type_
-        return "urn:pulumi:" + "::".join([self.stack, self.project, type_, name])
+        return "urn:pulumi:" + "::".join([stack or self.stack, project or self.project, type_, name])
 
     def RegisterResource(self, request: Any) -> Any:
         from pulumi.runtime.proto import resource_pb2
@@ -282,11 +282,7 @@ class RecordingMonitor(MockMonitor):
         # The SDK sends parentUrn "" for "the same parent" (pulumi/runtime/resource.py
         # create_alias_spec); the engine reads an empty parent so (ParseOptionalURN).
         parent = "" if spec.WhichOneof("parent") == "noParent" and spec.noParent else (spec.parentUrn or request.parent)
-        type_ = spec.type or request.type
-        if parent and parent.split("::")[2] != STACK_TYPE:
-            type_ = parent.split("::")[2] + "$" + type_
-        return "urn:pulumi:" + "::".join([spec.stack or self.stack, spec.project or self.project, type_,
-                                          spec.name or request.name])
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name, spec.stack, spec.project)
 
     def _known(self, urn: str) -> bool:
         return urn in self.registrations or urn in self._stack_urns or urn in self._read_urns

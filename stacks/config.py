@@ -1319,8 +1319,6 @@ def _version_key(version: str) -> tuple[int, ...]:
 def management_version_problems(mc: ManagementCluster, deployed: DeployedVersions | None) -> list[ConfigProblem]:
     """Refuse unsupported Talos/Kubernetes pairs and, against what is deployed, skipped minors
     and downgrades (the upgrade resources' own diff refuses them too, from their state)."""
-    step_problem = facts.step_problem  # the rule the upgrade resources' diff applies too
-
     if mc.provisioner != "ovh-talos":
         return []  # an existing cluster is upgraded by whoever runs it
     p: list[ConfigProblem] = []
@@ -1346,7 +1344,7 @@ def management_version_problems(mc: ManagementCluster, deployed: DeployedVersion
     if running:
         # The oldest node decides a skip, the newest a downgrade.
         for current in dict.fromkeys((running[0], running[-1])):
-            problem = step_problem(current, mc.talos_version, "talos", allow_downgrade=mc.allow_talos_downgrade)
+            problem = facts.step_problem(current, mc.talos_version, "talos", allow_downgrade=mc.allow_talos_downgrade)
             if problem:
                 p.append(ConfigProblem(path=f"{base}.talosVersion", problem=f"deployed nodes run {current}: {problem}",
                                        hint="edit talosVersion one minor at a time, each applied by its own 'pulumi up'"))
@@ -1361,7 +1359,7 @@ def management_version_problems(mc: ManagementCluster, deployed: DeployedVersion
                 hint=f"set managementCluster.machineConfigVersion: {contract} (the contract the cluster runs with)",
             ))
     if deployed.kubernetes:
-        problem = step_problem(deployed.kubernetes, mc.kubernetes_version, "kubernetes")
+        problem = facts.step_problem(deployed.kubernetes, mc.kubernetes_version, "kubernetes")
         if problem:
             p.append(ConfigProblem(path=f"{base}.kubernetesVersion", problem=f"the cluster runs {deployed.kubernetes}: {problem}",
                                    hint="edit kubernetesVersion one minor at a time, each applied by its own 'pulumi up'"))
@@ -1539,8 +1537,6 @@ def _duplicate_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
         if t.api_source_ranges:
             _unique(p, f"tenants[{i}].apiSourceRanges", [str(ipaddress.ip_network(r)) for r in t.api_source_ranges], "")
         _unique(p, f"tenants[{i}].adminGroups", list(t.admin_groups), "")
-    SERVICE_ACCOUNT = facts.AUTHENTIK_API_SERVICE_ACCOUNT  # noqa: N806 - the constant, named as at its use
-
     admin = cfg.authentik.platform_admin_group
     for i, g in enumerate(cfg.authentik.groups):
         if g.name == admin:
@@ -1550,7 +1546,7 @@ def _duplicate_rules(cfg: PlatformConfig) -> list[ConfigProblem]:
     # The program's own API identity (components/authentik_token.py) has a group of that name.
     for path, name in [("authentik.platformAdminGroup", admin),
                        *((f"authentik.groups[{i}].name", g.name) for i, g in enumerate(cfg.authentik.groups))]:
-        if name == SERVICE_ACCOUNT:
+        if name == facts.AUTHENTIK_API_SERVICE_ACCOUNT:
             p.append(ConfigProblem(path=path, problem=f"'{name}' is the group of the program's own Authentik API "
                                    "token, which the platform already creates", hint="choose another name"))
     _unique(p, "netbird.groups", list(cfg.netbird.groups), "")
